@@ -21,6 +21,7 @@ __all__ = [
     "normalise_uprn", "is_valid_uprn",
     "normalise_postcode", "is_valid_postcode", "is_special_postcode", "is_pseudo_postcode",
     "postcode_outward", "postcode_compact",
+    "normalise_phone", "normalise_email", "is_plausible_email",
 ]
 
 _SEPARATORS = re.compile(r"[\s\-./_]+")
@@ -260,3 +261,63 @@ def postcode_compact(s: Any) -> str | None:
     if n is None or not is_valid_postcode(n):
         return None
     return n.replace(" ", "")
+
+
+# --- Contact details -----------------------------------------------------------------------
+
+_EXTENSION = re.compile(r"\s*(?:ext\.?|extn\.?|x)\s*\d+\s*$", re.IGNORECASE)
+
+
+def normalise_phone(s: Any) -> str | None:
+    """A UK phone number in national form, 0 followed by 9 or 10 digits.
+
+    '+44 (0)20 7946 0958', '0044 20 7946 0958', '44 20 7946 0958' and '020-7946-0958' all
+    give '02079460958'; an extension ('x123') is dropped. Other numbers (abroad, or local
+    numbers without a code) are returned as their digits, a leading + kept, so nothing is
+    lost; blank or digit-free input gives None.
+    """
+    text = _text(s)
+    if text is None:
+        return None
+    text = _EXTENSION.sub("", text).strip()
+    digits = re.sub(r"\D", "", text.replace("(0)", ""))
+    if not digits:
+        return None
+    national: str | None = None
+    if digits.startswith("0044"):
+        national = digits[4:]
+    elif text.startswith("+44") or (
+        not text.startswith("+") and digits.startswith("44") and len(digits) in (11, 12)
+    ):
+        national = digits[2:]
+    if national is not None:
+        national = national if national.startswith("0") else "0" + national
+        if len(national) in (10, 11):
+            return national
+        return "+44" + national[1:]
+    if digits.startswith("0") and not digits.startswith("00") and len(digits) in (10, 11):
+        return digits
+    if text.startswith("+"):
+        return "+" + digits
+    if digits.startswith("00"):
+        return "+" + digits[2:]
+    return digits
+
+
+def normalise_email(s: Any) -> str | None:
+    """Lower case with white space removed ('  John.Smith@Example.ORG ' ->
+    'john.smith@example.org'); a 'mailto:' prefix and angle brackets are dropped."""
+    text = _text(s)
+    if text is None:
+        return None
+    text = re.sub(r"\s+", "", text).lower()
+    if text.startswith("mailto:"):
+        text = text[7:]
+    text = text.strip("<>")
+    return text or None
+
+
+def is_plausible_email(s: Any) -> bool:
+    """One @ with something before it and a dotted domain after it (not a full RFC check)."""
+    n = normalise_email(s)
+    return n is not None and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", n) is not None

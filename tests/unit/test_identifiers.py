@@ -183,3 +183,10 @@ def test_postcode_outward_and_compact():
     assert ids.postcode_compact("sw1a 1aa") == "SW1A1AA"
     assert ids.is_pseudo_postcode("zz99 3vz")
     assert not ids.is_pseudo_postcode("BFPO 105")
+
+
+def test_email_plausibility():
+    assert ids.is_plausible_email(" A.B@Example.org ")
+    assert not ids.is_plausible_email("no-at-sign.example.org")
+    assert not ids.is_plausible_email("a@b")
+    assert not ids.is_plausible_email(None)
