@@ -1,0 +1,432 @@
+"""The shape of the probabilistic (Fellegi–Sunter) person-matching model.
+
+This module says *what* the model compares and *which* parameters are set by
+judgement rather than learnt; :mod:`joinedup.mci.probabilistic` trains and runs it.
+
+Two design choices here exist to beat the household trap (people at one address
+share a surname, a UPRN, a postcode and often a landline):
+
+* Address evidence is ONE comparison ("residence") whose levels are UPRN, then
+  address key + postcode, then postcode, then postcode district. Splink treats
+  comparisons as independent, so separate UPRN, postcode and address comparisons
+  would count "lives at the same place" three times over.
+* The residence and phone comparisons have FIXED m and u probabilities, chosen so
+  that living together is worth a few bits (same property: +4, same phone: +3),
+  never enough on its own to link, and never learnt by EM (EM on address blocks
+  learns "same household", not "same person").
+* The given-name comparison has a "twin pattern" level ahead of its else level:
+  different first names with the same family name and date of birth. Its weight is
+  fixed strongly negative (-30 bits) because, given identical birth date and
+  surname, a wholly different first name is the signature of a twin, not a typo.
+
+All SQL here is DuckDB SQL over the match-feature columns written by
+``joinedup.mci.standardise.standardise()``; ``_l``/``_r`` suffixes name the two
+records of a pair, as Splink expects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+
+#: Version of the model *specification* (comparisons, levels, fixed priors).
+#: Bump it whenever a comparison or level changes: a saved model trained under
+#: another specification version is refused on load.
+MODEL_SPEC_VERSION = "1.0"
+
+#: The match-feature columns the model reads (the standardise() contract).
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "record_id",
+    "source_system",
+    "source_key",
+    "given_name_std",
+    "given_name_roots",
+    "given_initial",
+    "middle_names_std",
+    "family_name_std",
+    "family_name_parts",
+    "family_name_phonetic",
+    "dob",
+    "dob_year",
+    "dob_is_placeholder",
+    "sex",
+    "ni_key",
+    "nhs_number",
+    "uprn",
+    "postcode",
+    "postcode_outward",
+    "address_key",
+    "email_std",
+    "phone_std",
+    "deceased",
+)
+
+#: Columns held as text in DuckDB (everything except these typed ones).
+INTEGER_COLUMNS = ("record_id", "dob_year")
+BOOLEAN_COLUMNS = ("dob_is_placeholder", "deceased")
+
+UNIQUE_ID_COLUMN = "record_id"
+
+
+def _fixed(level: Any, *, m: float, u: float) -> Any:
+    """Pin a level's m and u so that neither u-sampling nor EM moves them."""
+    return level.configure(
+        m_probability=m, u_probability=u, fix_m_probability=True, fix_u_probability=True
+    )
+
+
+def _fixed_weight(level: Any, *, m: float, bits: float) -> Any:
+    """Pin a level to a chosen match weight (log2 Bayes factor) given its m."""
+    return _fixed(level, m=m, u=m / (2.0**bits))
+
+
+def _split(col: str, side: str) -> str:
+    return f"string_split({col}_{side}, '|')"
+
+
+def _given_name() -> cl.CustomComparison:
+    jw = "jaro_winkler_similarity(given_name_std_l, given_name_std_r)"
+    clearly_different = (
+        f"NOT list_has_any({_split('given_name_roots', 'l')}, "
+        f"{_split('given_name_roots', 'r')}) "
+        f"AND {jw} < 0.8 "
+        "AND given_initial_l IS DISTINCT FROM given_initial_r"
+    )
+    twin_pattern = (
+        f"{clearly_different} "
+        "AND family_name_std_l = family_name_std_r "
+        "AND dob_l = dob_r"
+    )
+    return cl.CustomComparison(
+        output_column_name="given_name",
+        comparison_description="Given name: exact, nickname, similar, initial",
+        comparison_levels=[
+            cll.NullLevel("given_name_std"),
+            cll.ExactMatchLevel("given_name_std", term_frequency_adjustments=True),
+            cll.CustomLevel(
+                f"list_has_any({_split('given_name_roots', 'l')}, "
+                f"{_split('given_name_roots', 'r')})",
+                label_for_charts="Nickname or variant of the same name",
+            ),
+            cll.CustomLevel(f"{jw} >= 0.92", label_for_charts="Jaro-Winkler >= 0.92"),
+            cll.CustomLevel(f"{jw} >= 0.80", label_for_charts="Jaro-Winkler >= 0.80"),
+            cll.CustomLevel(
+                "given_initial_l = given_initial_r",
+                label_for_charts="Same initial only",
+            ),
+            _fixed_weight(
+                cll.CustomLevel(
+                    twin_pattern,
+                    label_for_charts="Different first name, same surname and birth "
+                    "date (twin pattern)",
+                ),
+                m=1e-10,
+                bits=-30.0,
+            ),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _family_name() -> cl.CustomComparison:
+    jw = "jaro_winkler_similarity(family_name_std_l, family_name_std_r)"
+    return cl.CustomComparison(
+        output_column_name="family_name",
+        comparison_description="Family name: exact, maiden/hyphenated part, phonetic",
+        comparison_levels=[
+            cll.NullLevel("family_name_std"),
+            cll.ExactMatchLevel("family_name_std", term_frequency_adjustments=True),
+            cll.CustomLevel(
+                f"list_has_any({_split('family_name_parts', 'l')}, "
+                f"{_split('family_name_parts', 'r')})",
+                label_for_charts="Shares a surname part or previous surname",
+            ),
+            cll.CustomLevel(
+                "family_name_phonetic_l = family_name_phonetic_r",
+                label_for_charts="Sounds the same (phonetic code)",
+            ),
+            cll.CustomLevel(f"{jw} >= 0.92", label_for_charts="Jaro-Winkler >= 0.92"),
+            cll.CustomLevel(f"{jw} >= 0.80", label_for_charts="Jaro-Winkler >= 0.80"),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _date_of_birth() -> cl.CustomComparison:
+    transposed = (
+        "substr(dob_l, 1, 4) = substr(dob_r, 1, 4) "
+        "AND substr(dob_l, 6, 2) = substr(dob_r, 9, 2) "
+        "AND substr(dob_l, 9, 2) = substr(dob_r, 6, 2)"
+    )
+    days_apart = (
+        "abs(date_diff('day', try_cast(dob_l AS DATE), try_cast(dob_r AS DATE)))"
+    )
+    return cl.CustomComparison(
+        output_column_name="dob",
+        comparison_description="Date of birth (placeholders are already missing)",
+        comparison_levels=[
+            cll.NullLevel("dob"),
+            cll.ExactMatchLevel("dob"),
+            cll.CustomLevel(transposed, label_for_charts="Day and month transposed"),
+            cll.CustomLevel(
+                "substr(dob_l, 1, 7) = substr(dob_r, 1, 7)",
+                label_for_charts="Same year and month",
+            ),
+            cll.CustomLevel(f"{days_apart} <= 365", label_for_charts="Within a year"),
+            cll.CustomLevel(
+                f"{days_apart} <= 3653", label_for_charts="Within ten years"
+            ),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _exact_identifier(column: str, name: str, description: str) -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name=name,
+        comparison_description=description,
+        comparison_levels=[
+            cll.NullLevel(column),
+            cll.ExactMatchLevel(column),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _residence() -> cl.CustomComparison:
+    """UPRN, address key and postcode as ONE comparison, with fixed weights."""
+    missing = (
+        "(uprn_l IS NULL OR uprn_r IS NULL) "
+        "AND (postcode_l IS NULL OR postcode_r IS NULL) "
+        "AND (address_key_l IS NULL OR address_key_r IS NULL)"
+    )
+    same_postcode = (
+        "postcode_l = postcode_r AND postcode_l NOT LIKE 'ZZ99%'"
+    )
+    # m sums to 1 over the non-null levels; u of the else level takes the rest.
+    same_property_m, same_property_bits = 0.60, 4.0
+    postcode_m, postcode_bits = 0.10, 3.0
+    outward_m, outward_bits = 0.08, 1.0
+    else_m = 1.0 - same_property_m - postcode_m - outward_m
+    else_u = 1.0 - (
+        same_property_m / 2**same_property_bits
+        + postcode_m / 2**postcode_bits
+        + outward_m / 2**outward_bits
+    )
+    return cl.CustomComparison(
+        output_column_name="residence",
+        comparison_description="Where they live: UPRN, address, postcode (fixed "
+        "weights: a shared home is weak evidence of being the same person)",
+        comparison_levels=[
+            cll.CustomLevel(missing, label_for_charts="Address missing").configure(
+                is_null_level=True
+            ),
+            _fixed_weight(
+                cll.CustomLevel(
+                    "uprn_l = uprn_r OR (address_key_l = address_key_r "
+                    f"AND {same_postcode})",
+                    label_for_charts="Same property (UPRN or address and postcode)",
+                ),
+                m=same_property_m,
+                bits=same_property_bits,
+            ),
+            _fixed_weight(
+                cll.CustomLevel(same_postcode, label_for_charts="Same postcode").configure(
+                    tf_adjustment_column="postcode",
+                    disable_tf_exact_match_detection=True,
+                    # Only ever weakens: a postcode shared by many records (a hostel,
+                    # a block of flats) counts less, a rare one never counts more.
+                    tf_minimum_u_value=postcode_m / 2**postcode_bits,
+                ),
+                m=postcode_m,
+                bits=postcode_bits,
+            ),
+            _fixed_weight(
+                cll.CustomLevel(
+                    "postcode_outward_l = postcode_outward_r",
+                    label_for_charts="Same postcode district",
+                ),
+                m=outward_m,
+                bits=outward_bits,
+            ),
+            _fixed(cll.ElseLevel(), m=else_m, u=else_u),
+        ],
+    )
+
+
+def _phone() -> cl.CustomComparison:
+    same_m, same_bits = 0.55, 3.0
+    same_u = same_m / 2**same_bits
+    return cl.CustomComparison(
+        output_column_name="phone",
+        comparison_description="Phone (fixed weights: a landline is shared by a "
+        "household)",
+        comparison_levels=[
+            cll.NullLevel("phone_std"),
+            _fixed(
+                cll.ExactMatchLevel("phone_std"), m=same_m, u=same_u
+            ),
+            _fixed(cll.ElseLevel(), m=1.0 - same_m, u=1.0 - same_u),
+        ],
+    )
+
+
+def comparisons() -> list[cl.CustomComparison]:
+    """Every comparison of the model, in the order evidence is shown to stewards."""
+    return [
+        _given_name(),
+        _family_name(),
+        _date_of_birth(),
+        _exact_identifier("sex", "sex", "Sex"),
+        _exact_identifier("ni_key", "ni_number", "National Insurance number (8 chars)"),
+        _exact_identifier("nhs_number", "nhs_number", "NHS number"),
+        _residence(),
+        _exact_identifier("email_std", "email", "Email address"),
+        _phone(),
+    ]
+
+
+#: Comparisons whose parameters are fixed by judgement, never trained.
+FIXED_COMPARISONS = ("residence", "phone")
+
+#: Deterministic rules (DuckDB SQL) for estimating the prior (lambda): pairs they
+#: find are almost surely the same person.
+DETERMINISTIC_RULES: tuple[str, ...] = (
+    "l.ni_key = r.ni_key AND l.dob = r.dob",
+    "l.nhs_number = r.nhs_number AND l.dob = r.dob",
+    "l.given_name_std = r.given_name_std AND l.family_name_std = r.family_name_std "
+    "AND l.dob = r.dob",
+)
+DETERMINISTIC_RECALL = 0.8
+
+#: EM training blocks, as equality keys: identifier- and person-based, never
+#: address-only, so EM learns what distinguishes a person, not a household. Each
+#: trains m for every comparison that does not use its columns.
+EM_TRAINING_BLOCKS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("same date of birth", ("dob",)),
+    ("same given and family name", ("given_name_std", "family_name_std")),
+    ("same NI number", ("ni_key",)),
+)
+
+
+def settings_dict(probability_two_random_records_match: float = 1e-4) -> dict[str, Any]:
+    """The untrained Splink settings (DuckDB dialect) for person matching."""
+    from splink import SettingsCreator
+
+    creator = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=comparisons(),
+        blocking_rules_to_generate_predictions=[],
+        probability_two_random_records_match=probability_two_random_records_match,
+        unique_id_column_name=UNIQUE_ID_COLUMN,
+        # True so that the gamma_ (level reached) columns are output; the raw
+        # matching values are dropped again before pairs leave the matcher.
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=True,
+        max_iterations=25,
+    )
+    return creator.create_settings_dict("duckdb")
+
+
+#: m for levels EM could not observe in the training data (e.g. no nickname
+#: pairs in a small extract), keyed by (comparison, level label).
+M_FALLBACK: dict[tuple[str, str], float] = {
+    ("given_name", "Exact match on given_name_std"): 0.85,
+    ("given_name", "Nickname or variant of the same name"): 0.04,
+    ("given_name", "Jaro-Winkler >= 0.92"): 0.05,
+    ("given_name", "Jaro-Winkler >= 0.80"): 0.02,
+    ("given_name", "Same initial only"): 0.02,
+    ("given_name", "All other comparisons"): 0.01,
+    ("family_name", "Shares a surname part or previous surname"): 0.03,
+    ("family_name", "All other comparisons"): 0.03,
+    ("dob", "Day and month transposed"): 0.005,
+    ("dob", "Same year and month"): 0.01,
+    ("dob", "Within a year"): 0.01,
+    ("dob", "Within ten years"): 0.005,
+    ("dob", "All other comparisons"): 0.003,
+    ("sex", "All other comparisons"): 0.01,
+    ("nhs_number", "Exact match on nhs_number"): 0.999,
+    ("nhs_number", "All other comparisons"): 0.001,
+    ("ni_number", "All other comparisons"): 0.001,
+    ("email", "All other comparisons"): 0.2,
+}
+
+#: Smallest m allowed for a comparison's disagreement ("else") level. EM on
+#: clean extracts learns m ~ 1e-16 for "emails differ" or "sex differs", which
+#: would veto a true match over one changed email address. Real data disagree.
+M_FLOOR_ELSE: dict[str, float] = {
+    "given_name": 0.005,
+    "family_name": 0.02,  # marriage without a recorded previous surname
+    "dob": 0.002,
+    "sex": 0.005,
+    "ni_number": 0.0005,  # different valid NI numbers are vetoed by hard rules
+    "nhs_number": 0.0005,
+    "email": 0.15,
+}
+M_FLOOR = 1e-4
+
+#: Largest u allowed for agreement on a unique identifier. Random sampling sees
+#: few pairs where both sides carry an NHS number (social care only), and can
+#: return u = 1, which would make agreement on it worthless.
+U_CEILING: dict[tuple[str, str], float] = {
+    ("nhs_number", "Exact match on nhs_number"): 1e-4,
+    ("ni_number", "Exact match on ni_key"): 1e-4,
+    ("email", "Exact match on email_std"): 1e-3,
+}
+U_FLOOR = 1e-7
+
+
+def apply_judgement(settings: dict[str, Any]) -> list[str]:
+    """Fill unobserved parameters and floor over-confident ones, in place.
+
+    Returns a steward-readable list of what was changed. Fixed levels are left
+    alone; the trained m of each comparison is rescaled to sum to 1 afterwards.
+    """
+    changes: list[str] = []
+    for comparison in settings["comparisons"]:
+        name = comparison["output_column_name"]
+        levels = [l for l in comparison["comparison_levels"] if not l.get("is_null_level")]
+        for level in levels:
+            label = level.get("label_for_charts") or level["sql_condition"]
+            is_else = level["sql_condition"].strip().upper() == "ELSE"
+            if not level.get("fix_m_probability"):
+                m = level.get("m_probability")
+                if not isinstance(m, (int, float)):
+                    m = M_FALLBACK.get((name, label), 0.01)
+                    changes.append(f"{name}: {label}: m not observed, set to {m}")
+                floor = M_FLOOR_ELSE.get(name, M_FLOOR) if is_else else M_FLOOR
+                if m < floor:
+                    changes.append(f"{name}: {label}: m {m:.3g} raised to floor {floor}")
+                    m = floor
+                level["m_probability"] = float(m)
+            if not level.get("fix_u_probability"):
+                u = level.get("u_probability")
+                if not isinstance(u, (int, float)):
+                    known = sum(
+                        float(o["u_probability"])
+                        for o in levels
+                        if o is not level and isinstance(o.get("u_probability"), (int, float))
+                    )
+                    u = max(U_FLOOR, 1.0 - known) if is_else else U_FLOOR
+                    changes.append(f"{name}: {label}: u not observed, set to {u:.3g}")
+                ceiling = U_CEILING.get((name, label))
+                if ceiling is not None and u > ceiling:
+                    changes.append(f"{name}: {label}: u {u:.3g} lowered to {ceiling}")
+                    u = ceiling
+                level["u_probability"] = float(max(u, U_FLOOR))
+        trained = [l for l in levels if not l.get("fix_m_probability")]
+        fixed_total = sum(l["m_probability"] for l in levels if l.get("fix_m_probability"))
+        trained_total = sum(l["m_probability"] for l in trained)
+        if trained and trained_total > 0 and fixed_total < 1:
+            scale = (1.0 - fixed_total) / trained_total
+            for level in trained:
+                level["m_probability"] *= scale
+    return changes
+
+
+def weight_to_probability(match_weight: float) -> float:
+    """Match weight (bits) -> match probability, as Splink computes it."""
+    return 1.0 / (1.0 + math.pow(2.0, -match_weight))
