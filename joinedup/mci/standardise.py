@@ -1,0 +1,236 @@
+"""Match features from canonical person records: one comparable spelling of every field.
+
+``standardise`` is the contract between the canonical records and the matcher: its output
+columns (``FEATURE_COLUMNS``) are exactly what blocking, the deterministic rules and the
+Splink model read. Rules applied here, so the matcher never has to repeat them:
+
+- names folded (accents, apostrophes, hyphens), nickname roots, family-name parts including
+  previous (maiden) names, a Soundex code that makes McDonald/MacDonald comparable;
+- dates of birth that are placeholders (1900-01-01, before 1900, future) are missing; a
+  1 January date keeps its year only (the day is usually "unknown");
+- identifiers are evidence only when valid: an invalid NI/NHS number, UPRN or postcode is
+  None here (the quality gate has already reported it). NINO is compared on 8 characters;
+- postcodes that do not locate a home (ZZ99 pseudo-postcodes, BFPO) are None.
+
+Work is done once per *distinct* value (names, dates and postcodes repeat a great deal),
+which keeps a million records to seconds rather than minutes.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from joinedup import identifiers as ids
+from joinedup.addresses import address_parts
+from joinedup.dates import dob_evidence, to_date
+from joinedup.names import family_name_parts, name_roots, normalise_name, soundex
+
+__all__ = ["standardise", "FEATURE_COLUMNS", "StandardiseError"]
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "record_id", "source_system", "source_key",
+    "given_name_std", "given_name_roots", "given_initial", "middle_names_std",
+    "family_name_std", "family_name_parts", "family_name_phonetic",
+    "dob", "dob_year", "dob_is_placeholder", "sex",
+    "ni_key", "nhs_number", "uprn", "postcode", "postcode_outward", "address_key",
+    "email_std", "phone_std", "deceased",
+)
+
+
+class StandardiseError(ValueError):
+    """The input frame cannot be standardised (no personal data in the message)."""
+
+
+def _column(records: pd.DataFrame, name: str) -> pd.Series:
+    """The column as object dtype with None for missing/blank; all None if absent."""
+    if name not in records.columns:
+        return pd.Series([None] * len(records), index=records.index, dtype=object)
+    col = records[name].astype(object)
+    blank = col.isna() | (col.astype(str).str.strip() == "")
+    return col.where(~blank, None)
+
+
+def _per_distinct(values: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
+    """``fn`` applied once per distinct non-missing value; missing values give None."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    results = np.empty(len(uniques) + 1, dtype=object)
+    for i, u in enumerate(uniques):
+        results[i] = fn(u)
+    results[-1] = None  # code -1: missing
+    return results[codes]
+
+
+def _pair_key(a: pd.Series, b: pd.Series) -> pd.Series:
+    """One hashable key per row for a pair of text columns (None kept distinct from '')."""
+    return pd.Series(list(zip(a.tolist(), b.tolist())), index=a.index, dtype=object)
+
+
+def _per_distinct_pair(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], Any]) -> np.ndarray:
+    keys = _pair_key(a, b)
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    results = np.empty(len(uniques) + 1, dtype=object)
+    for i, (x, y) in enumerate(uniques):
+        results[i] = fn(x, y)
+    results[-1] = None
+    return results[codes]
+
+
+# --- one-value rules ------------------------------------------------------------------------
+
+def _roots(given: Any) -> str | None:
+    roots = name_roots(given)
+    return "|".join(sorted(roots)) if roots else None
+
+
+def _parts(family: Any, previous: Any) -> str | None:
+    parts = family_name_parts(family, previous)
+    return "|".join(parts) if parts else None
+
+
+def _dob(value: Any) -> tuple[str | None, int | None, bool]:
+    """(dob, dob_year, dob_is_placeholder) for one recorded date of birth."""
+    d = to_date(value)
+    if d is None:
+        return None, None, False  # missing or unreadable: nothing recorded to distrust
+    evidence = dob_evidence(d)
+    if evidence == "full":
+        return d.isoformat(), d.year, False
+    if evidence == "year":
+        return None, d.year, True
+    return None, None, True
+
+
+def _sex(value: Any) -> str | None:
+    s = str(value).strip().upper()
+    if s in ("F", "FEMALE", "2"):
+        return "F"
+    if s in ("M", "MALE", "1"):
+        return "M"
+    return None
+
+
+def _valid_or_none(normalise: Callable[[Any], str | None], valid: Callable[[Any], bool]
+                   ) -> Callable[[Any], str | None]:
+    def one(value: Any) -> str | None:
+        n = normalise(value)
+        return n if n is not None and valid(n) else None
+    return one
+
+
+def _home_postcode(value: Any) -> str | None:
+    n = ids.normalise_postcode(value)
+    return n if n is not None and ids.is_valid_postcode(n, allow_special=False) else None
+
+
+def _email(value: Any) -> str | None:
+    n = ids.normalise_email(value)
+    return n if n is not None and ids.is_plausible_email(n) else None
+
+
+def _phone(value: Any) -> str | None:
+    n = ids.normalise_phone(value)
+    if n is None:
+        return None
+    digits = n.lstrip("+")
+    if len(digits) < 10 or len(set(digits[1:])) == 1:  # too short to be whole, or 07777777777
+        return None
+    return n
+
+
+def _address_parts_key(line1: Any, line2: Any) -> str | None:
+    parts = address_parts(line1, line2)
+    if parts.house is None and parts.street is None:
+        return None
+    return "|".join([parts.flat or "", parts.house or "", parts.street or ""])
+
+
+def _first_char(value: Any) -> str | None:
+    return value[0] if isinstance(value, str) and value else None
+
+
+# --- the frame ------------------------------------------------------------------------------
+
+def standardise(records: pd.DataFrame) -> pd.DataFrame:
+    """Match features for canonical person records.
+
+    ``records`` has canonical field columns (missing ones count as empty) and a unique
+    integer ``record_id`` that is passed through. The result has exactly
+    ``FEATURE_COLUMNS``, in that order, one row per input row in input order; text columns
+    hold str or None (object dtype), ``dob_year`` int or None, booleans are bool.
+    """
+    if "record_id" not in records.columns:
+        raise StandardiseError(
+            "standardise needs a 'record_id' column (a unique integer per record); "
+            f"got columns: {', '.join(map(str, records.columns))}")
+    n = len(records)
+    index = records.index
+    out: dict[str, Any] = {"record_id": records["record_id"].to_numpy()}
+    for key in ("source_system", "source_key"):
+        col = _column(records, key)
+        out[key] = col.map(lambda v: None if v is None else str(v), na_action="ignore").to_numpy(dtype=object)
+
+    given = _column(records, "given_name")
+    given_std = _per_distinct(given, normalise_name)
+    out["given_name_std"] = given_std
+    out["given_name_roots"] = _per_distinct(given, _roots)
+    out["given_initial"] = _per_distinct(pd.Series(given_std, index=index), _first_char)
+    out["middle_names_std"] = _per_distinct(_column(records, "middle_names"), normalise_name)
+
+    family = _column(records, "family_name")
+    family_std = _per_distinct(family, normalise_name)
+    out["family_name_std"] = family_std
+    out["family_name_parts"] = _per_distinct_pair(
+        family, _column(records, "previous_family_names"), _parts)
+    out["family_name_phonetic"] = _per_distinct(pd.Series(family_std, index=index), soundex)
+
+    dob_triples = _per_distinct(_column(records, "date_of_birth"), _dob)
+    missing = (None, None, False)
+    triples = [t if t is not None else missing for t in dob_triples]
+    out["dob"] = np.array([t[0] for t in triples], dtype=object) if n else np.empty(0, object)
+    years = np.empty(n, dtype=object)
+    years[:] = [t[1] for t in triples]
+    out["dob_year"] = years
+    out["dob_is_placeholder"] = np.array([t[2] for t in triples], dtype=bool)
+
+    out["sex"] = _per_distinct(_column(records, "sex"), _sex)
+    out["ni_key"] = _per_distinct(_column(records, "ni_number"), ids.nino_key)
+    out["nhs_number"] = _per_distinct(
+        _column(records, "nhs_number"),
+        _valid_or_none(ids.normalise_nhs_number, ids.is_valid_nhs_number))
+    out["uprn"] = _per_distinct(
+        _column(records, "uprn"), _valid_or_none(ids.normalise_uprn, ids.is_valid_uprn))
+
+    postcode = _per_distinct(_column(records, "postcode"), _home_postcode)
+    out["postcode"] = postcode
+    postcode_s = pd.Series(postcode, index=index, dtype=object)
+    out["postcode_outward"] = _per_distinct(postcode_s, lambda p: p.split(" ", 1)[0])
+
+    lines = _per_distinct_pair(_column(records, "address_line_1"),
+                               _column(records, "address_line_2"), _address_parts_key)
+    out["address_key"] = _address_keys(postcode_s, lines)
+
+    out["email_std"] = _per_distinct(_column(records, "email"), _email)
+    out["phone_std"] = _per_distinct(_column(records, "phone"), _phone)
+    out["deceased"] = (~_column(records, "deceased_date").isna()).to_numpy(dtype=bool)
+
+    frame = pd.DataFrame(out, index=index, columns=list(FEATURE_COLUMNS))
+    for col in FEATURE_COLUMNS:
+        if col not in ("record_id", "dob_is_placeholder", "deceased"):
+            frame[col] = frame[col].astype(object)
+    return frame
+
+
+def _address_keys(postcode: pd.Series, lines: np.ndarray) -> np.ndarray:
+    """'POSTCODE|flat|house|street' (same form as ``joinedup.addresses.address_key``),
+    None when there is neither a home postcode nor an address line to compare."""
+    keys = np.empty(len(postcode), dtype=object)
+    pcs = postcode.tolist()
+    for i, (pc, rest) in enumerate(zip(pcs, lines)):
+        if pc is None and rest is None:
+            keys[i] = None
+        else:
+            keys[i] = (pc.replace(" ", "") if pc else "") + "|" + (rest or "||")
+    return keys
