@@ -1,0 +1,70 @@
+"""One DAG per source system, generated from adapters/*.yaml: a new YAML file is a new DAG.
+
+    land -> check (drift, mapping, quality gate) -> stage -> verdict
+
+Each source DAG publishes the Asset ``joinedup://staging/<source>``; the merge DAG
+(joinedup_merge.py) is scheduled on those Assets. This file stays thin: it reads the YAML
+files (cheap, no database) and the tasks import the engine only when they run.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, dag, get_current_context, task
+
+from joinedup.airflow_support import failure_callback, night_id, source_configs_for_dags
+
+
+def staging_asset(name: str) -> Asset:
+    return Asset(f"joinedup://staging/{name}")
+
+
+def build_source_dag(config):  # noqa: ANN001, ANN201
+    @dag(
+        dag_id=f"joinedup_source_{config.name}",
+        description=config.description or f"Nightly sync of {config.name}",
+        schedule=config.schedule,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["joinedup", "source", config.kind],
+        default_args={
+            "retries": config.retries.attempts,
+            "retry_delay": timedelta(seconds=config.retries.delay_seconds),
+            "retry_exponential_backoff": True,
+            "execution_timeout": timedelta(minutes=config.timeout_minutes),
+            "on_failure_callback": failure_callback,
+        },
+    )
+    def source_dag():  # noqa: ANN202
+        @task(task_id="land")
+        def land_task() -> dict:
+            from joinedup.pipeline import land
+
+            return land(config.name, night_id(get_current_context()))
+
+        @task(task_id="check", retries=0)
+        def check_task(_landed: dict) -> dict:
+            from joinedup.pipeline import check
+
+            return check(config.name, night_id(get_current_context()))
+
+        @task(task_id="stage", retries=1)
+        def stage_task(checked: dict) -> dict:
+            from joinedup.pipeline import stage
+
+            return {**checked, **stage(config.name, night_id(get_current_context()))}
+
+        @task(task_id="verdict", retries=0, outlets=[staging_asset(config.name)])
+        def verdict_task(staged: dict) -> dict:
+            from joinedup.pipeline import verdict
+
+            return verdict(staged)
+
+        verdict_task(stage_task(check_task(land_task())))
+
+    return source_dag()
+
+
+for _config in source_configs_for_dags():
+    globals()[f"joinedup_source_{_config.name}"] = build_source_dag(_config)

@@ -1,0 +1,93 @@
+"""The declarative description of a source: one YAML file per source in ``adapters/``.
+
+    name: revenues                  # also the source_system of its records
+    kind: csv                       # an adapter kind (joinedup adapter list)
+    description: Council-tax payers from revenues & benefits
+    connection_id: revenues_api     # credentials come from Airflow / JOINEDUP_CONN_<ID>, never here
+    mapping: revenues.yaml          # a file in mappings/
+    schedule: "0 2 * * *"
+    special_category: false         # true for social care: masked for roles without access
+    quality: {max_failure_rate: 0.05}
+    retries: {attempts: 3, delay_seconds: 60}
+    timeout_minutes: 60
+    options: {...}                  # what the kind needs (validated by the adapter's Options)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from joinedup.configfile import ConfigError, describe_errors, load_yaml
+from joinedup.paths import project_root
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QualitySettings(Strict):
+    max_failure_rate: float = Field(0.05, ge=0, le=1, description="Share of a batch that may be quarantined before the source's load stops.")
+
+
+class RetrySettings(Strict):
+    attempts: int = Field(3, ge=0, le=20)
+    delay_seconds: int = Field(60, ge=0, le=3600)
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    kind: str
+    description: str = ""
+    connection_id: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    mapping: str
+    schedule: str | None = "0 2 * * *"
+    special_category: bool = False
+    quality: QualitySettings = QualitySettings()
+    retries: RetrySettings = RetrySettings()
+    timeout_minutes: int = Field(60, ge=1, le=24 * 60)
+    options: dict[str, Any] = Field(default_factory=dict)
+    path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> "SourceConfig":
+        from joinedup.adapters.registry import known_kinds
+
+        if self.kind not in known_kinds():
+            raise ValueError(f"unknown adapter kind {self.kind!r}; known: {', '.join(known_kinds())}")
+        return self
+
+    def mapping_path(self) -> Path:
+        return project_root() / "mappings" / self.mapping
+
+
+def load_source(path: Path) -> SourceConfig:
+    """Load one ``adapters/*.yaml`` file, validating the common keys and the kind's options."""
+    from joinedup.adapters.registry import adapter_class
+
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["the file must be a YAML mapping (key: value lines)"])
+    try:
+        config = SourceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, describe_errors(exc, lines)) from None
+    try:
+        adapter_class(config.kind).Options.model_validate(config.options)
+    except ValidationError as exc:
+        raise ConfigError(path, describe_errors(exc, lines, prefix=("options",))) from None
+    if path.stem != config.name:
+        raise ConfigError(path, [f"name {config.name!r} must equal the file name ({path.stem!r})"])
+    config.path = path
+    return config
+
+
+def adapters_dir() -> Path:
+    return project_root() / "adapters"
+
+
+def load_sources(folder: Path | None = None) -> list[SourceConfig]:
+    """Every source in ``adapters/`` (files starting with '_' are ignored), by name."""
+    folder = folder or adapters_dir()
+    return [load_source(p) for p in sorted(folder.glob("*.yaml")) if not p.name.startswith("_")]

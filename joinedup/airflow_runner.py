@@ -1,0 +1,55 @@
+"""Drive a night through real Airflow (``airflow dags test``) from ``joinedup run``.
+
+Airflow's own output goes to a log file under var/logs, not to the terminal; the outcome of
+each stage is read back from the MCI's ``runs`` table, which the tasks write.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from joinedup.paths import project_root, var_dir
+
+
+def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(base if base is not None else os.environ)
+    home = project_root()
+    env.setdefault("JOINEDUP_HOME", str(home))
+    env.setdefault("AIRFLOW_HOME", str(var_dir() / "airflow"))
+    env.setdefault("AIRFLOW_CONFIG", str(home / "airflow.cfg"))
+    env.setdefault("JOINEDUP_VAR", str(var_dir()))
+    env.setdefault("GX_ANALYTICS_ENABLED", "false")
+    env.setdefault("NO_COLOR", "1")
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def airflow_bin() -> str:
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
+
+
+def _run(args: list[str], env: dict[str, str], log: Path) -> int:
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(f"\n$ airflow {' '.join(args)}\n")
+        fh.flush()
+        return subprocess.run([airflow_bin(), *args], env=env, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
+
+
+def ensure_metadata_db(env: dict[str, str], log: Path) -> None:
+    if _run(["db", "migrate"], env, log) != 0:
+        raise RuntimeError(f"airflow db migrate failed; see {log}")
+
+
+def test_dag(dag_id: str, night: str, env: dict[str, str], log: Path) -> int:
+    return _run(["dags", "test", dag_id, "-c", json.dumps({"night": night})], env, log)
+
+
+def night_log(night: str) -> Path:
+    folder = var_dir() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"night_{night.replace(':', '_')}.log"

@@ -1,0 +1,69 @@
+"""The ``joinedup`` command: the front door for everything."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from joinedup.cli.mci import mci_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="JoinedUp: council integration hub and master citizen index.")
+app.add_typer(mci_app, name="mci")
+
+
+def _sources(only: list[str] | None) -> list[str]:
+    from joinedup.adapters import load_sources
+
+    names = [c.name for c in load_sources()]
+    if only:
+        unknown = [s for s in only if s not in names]
+        if unknown:
+            raise typer.BadParameter(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        return only
+    return names
+
+
+@app.command()
+def run(
+    direct: Annotated[bool, typer.Option(help="Run the stages in this process instead of through Airflow.")] = False,
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources (repeatable).")] = None,
+    demo: Annotated[bool, typer.Option(help="Prepare the synthetic council's data first.")] = True,
+    night: Annotated[str | None, typer.Option(help="Night id (default: a new one).")] = None,
+) -> None:
+    """The nightly sync: every source, then the merge; prints a summary and the report path."""
+    from joinedup.night import run_night, print_summary
+
+    if demo:
+        from joinedup.demo import prepare_demo
+
+        prepare_demo()
+    started = time.monotonic()
+    outcome = run_night(_sources(source), night=night, via_airflow=not direct)
+    print_summary(outcome, seconds=time.monotonic() - started)
+    if outcome.failed_sources or outcome.merge_failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sync(name: str, night: Annotated[str | None, typer.Option()] = None) -> None:
+    """One source's stages (land, check, stage) in this process."""
+    from joinedup.pipeline import new_run_id, sync_source
+
+    typer.echo(json.dumps(sync_source(_sources([name])[0], night or new_run_id()), indent=2))
+
+
+@app.command()
+def merge(night: Annotated[str | None, typer.Option()] = None) -> None:
+    """Match, cluster, golden records and the report, in this process."""
+    from joinedup.pipeline import merge as do_merge, new_run_id
+
+    typer.echo(json.dumps(do_merge(night or new_run_id()), indent=2))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    app()

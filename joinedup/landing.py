@@ -1,0 +1,143 @@
+"""Raw landing: every extract written as it arrived, one folder per (source, run), with a
+manifest. Nothing received is lost, and a run can be replayed from here without the source.
+
+    var/landing/<source>/<run>/page-00001.jsonl   one raw record per line, as received
+    var/landing/<source>/<run>/manifest.json      written last: its presence means complete
+
+Files are written to a temporary name and renamed, so a crash never leaves a half page
+that looks whole.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from joinedup.paths import landing_dir
+
+MANIFEST = "manifest.json"
+
+
+def safe_run_id(run_id: str) -> str:
+    """A run id usable as a folder name (Airflow's contain ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+
+
+@dataclass
+class PageEntry:
+    file: str
+    origin: str
+    rows: int
+    sha256: str
+
+
+@dataclass
+class Manifest:
+    source_system: str
+    run_id: str
+    cursor_before: str | None
+    cursor_after: str | None = None
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    completed_at: str | None = None
+    pages: list[PageEntry] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.pages)
+
+    @property
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for page in self.pages:
+            digest.update(page.sha256.encode())
+        return digest.hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(rows=self.rows, sha256=self.sha256)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Manifest":
+        data = {k: v for k, v in data.items() if k not in ("rows", "sha256")}
+        data["pages"] = [PageEntry(**p) for p in data.get("pages", [])]
+        return cls(**data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class LandingWriter:
+    """Lands the pages of one (source, run). Re-opening an unfinished run keeps the pages
+    already landed (they may have been acknowledged to the source) and adds to them."""
+
+    def __init__(self, source_system: str, run_id: str, cursor_before: str | None) -> None:
+        self.folder = landing_dir() / source_system / safe_run_id(run_id)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob("*.tmp"):
+            stale.unlink()
+        pages = [
+            PageEntry(p.name, "resumed", *_count_and_hash(p)) for p in sorted(self.folder.glob("page-*.jsonl"))
+        ]
+        self.manifest = Manifest(source_system, run_id, cursor_before, pages=pages)
+
+    def write_page(self, records: list[dict[str, Any]], origin: str) -> PageEntry:
+        body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode("utf-8")
+        name = f"page-{len(self.manifest.pages) + 1:05d}.jsonl"
+        _atomic_write(self.folder / name, body)
+        entry = PageEntry(name, origin, len(records), hashlib.sha256(body).hexdigest())
+        self.manifest.pages.append(entry)
+        return entry
+
+    def complete(self, cursor_after: str | None) -> Manifest:
+        self.manifest.cursor_after = cursor_after
+        self.manifest.completed_at = datetime.now(timezone.utc).isoformat()
+        _atomic_write(self.folder / MANIFEST, json.dumps(self.manifest.to_json(), indent=2).encode())
+        return self.manifest
+
+
+def _count_and_hash(path: Path) -> tuple[int, str]:
+    body = path.read_bytes()
+    return body.count(b"\n"), hashlib.sha256(body).hexdigest()
+
+
+def completed_manifest(source_system: str, run_id: str) -> Manifest | None:
+    path = landing_dir() / source_system / safe_run_id(run_id) / MANIFEST
+    if not path.exists():
+        return None
+    return Manifest.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def manifest_folder(manifest: Manifest) -> Path:
+    return landing_dir() / manifest.source_system / safe_run_id(manifest.run_id)
+
+
+@dataclass
+class LandedRecord:
+    file: str
+    row: int  # 1-based line in the page file
+    record: dict[str, Any]
+
+
+def read_landed(manifest: Manifest, verify: bool = True) -> Iterator[LandedRecord]:
+    """The landed records of a run, in the order received. With ``verify`` each page's
+    checksum is checked first: a landing file changed after the fact is an error."""
+    folder = manifest_folder(manifest)
+    for page in manifest.pages:
+        body = (folder / page.file).read_bytes()
+        if verify and hashlib.sha256(body).hexdigest() != page.sha256:
+            raise ValueError(f"landing file {folder / page.file} does not match its manifest checksum")
+        for row, line in enumerate(body.decode("utf-8").splitlines(), start=1):
+            yield LandedRecord(f"{manifest.source_system}/{safe_run_id(manifest.run_id)}/{page.file}", row, json.loads(line))

@@ -1,0 +1,1 @@
+"""Mapping: source fields -> the canonical person model, declared in ``mappings/*.yaml``."""

@@ -1,0 +1,110 @@
+"""Apply a mapping to a batch of raw records: schema-drift check, then field rules.
+
+Pure functions over pandas frames. The result has the canonical columns (schema order) and
+``mapping_issues``: per row, the canonical fields whose source value was present but could
+not be mapped (e.g. a date in an undeclared format). Those rows go to quarantine with that
+reason, so a value is never lost quietly on its way to the index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from joinedup.canonical import person_fields
+from joinedup.mapping.spec import MappingSpec
+from joinedup.mapping.transforms import get_transform
+
+
+class SchemaDriftError(Exception):
+    """The source's columns are not what the mapping expects. No personal data in the text."""
+
+
+@dataclass
+class Drift:
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    @property
+    def possible_renames(self) -> list[tuple[str, str]]:
+        """Pairs (missing, unexpected) that look like the same column renamed."""
+        import difflib
+
+        pairs = []
+        for gone in self.missing:
+            close = difflib.get_close_matches(gone, self.unexpected, n=1, cutoff=0.5)
+            if close:
+                pairs.append((gone, close[0]))
+        return pairs
+
+    def describe(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"missing column(s): {', '.join(self.missing)}")
+        if self.unexpected:
+            parts.append(f"new column(s): {', '.join(self.unexpected)}")
+        for gone, new in self.possible_renames:
+            parts.append(f"{gone!r} may have been renamed to {new!r}")
+        return "; ".join(parts)
+
+
+def detect_drift(columns: set[str], spec: MappingSpec) -> Drift:
+    expected = spec.expected_columns()
+    missing = [c for c in expected if c not in columns and c not in spec.optional_columns]
+    unexpected = sorted(c for c in columns if c not in expected and c not in spec.optional_columns)
+    return Drift(missing, unexpected)
+
+
+def _blank(series: pd.Series) -> pd.Series:
+    return series.isna() | (series.astype(str).str.strip() == "")
+
+
+def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> pd.DataFrame:
+    """Canonical frame for ``raw`` (one column per source field, text values)."""
+    drift = detect_drift(set(raw.columns), spec)
+    if drift.missing:
+        where = spec.path or "mapping"
+        raise SchemaDriftError(f"source {source_system}: schema drift against {where}: {drift.describe()}")
+    out = pd.DataFrame(index=raw.index)
+    issues: list[list[str]] = [[] for _ in range(len(raw))]
+    for name in person_fields():
+        rule = spec.fields.get(name)
+        if name == "source_system":
+            out[name] = source_system
+            continue
+        if rule is None:
+            out[name] = None
+            continue
+        if rule.constant is not None:
+            out[name] = rule.constant
+            continue
+        cols = [c for c in rule.source_columns() if c in raw.columns]
+        if not cols:  # an optional column the source left out
+            out[name] = None
+            continue
+        values = _joined(raw, cols, rule.join)
+        present = ~_blank(values)
+        for step in rule.transform:
+            fn = get_transform(step.name)
+            try:
+                values = fn(values, **step.params)
+            except TypeError as exc:
+                raise ValueError(f"{spec.path}: field {name}, transform {step.name}: bad parameters ({exc})") from None
+        lost = present & _blank(values)
+        for pos in lost.to_numpy().nonzero()[0]:
+            issues[pos].append(name)
+        out[name] = values.astype(object).where(~_blank(values), None)
+    out["mapping_issues"] = ["|".join(i) for i in issues]
+    return out
+
+
+def _joined(raw: pd.DataFrame, cols: list[str], sep: str) -> pd.Series:
+    if len(cols) == 1:
+        return raw[cols[0]].astype(object)
+
+    def join(row: Any) -> Any:
+        parts = [str(v).strip() for v in row if v is not None and not (isinstance(v, float) and pd.isna(v)) and str(v).strip()]
+        return sep.join(parts) if parts else None
+
+    return raw[cols].apply(join, axis=1).astype(object)

@@ -1,0 +1,1 @@
+"""The master citizen index: store, standardisation, matching, clusters and golden records."""

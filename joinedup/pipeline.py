@@ -1,0 +1,246 @@
+"""The nightly sync's stages, as plain functions an Airflow task or the CLI calls.
+
+    land(source)            extract from the source and land every page; advance the cursor
+    check(source)           schema drift, mapping and the quality gate, per landed batch
+    stage(source)           quarantine the failures and upsert the rest into staging
+    merge()                 match, cluster, golden records, report
+
+Each stage is idempotent and works from what the previous one left on disk or in the MCI,
+so any stage can be re-run, and a night killed mid-way resumes where it stopped. Batches move
+through ``landed -> checked -> staged``; a batch that fails its checks is marked ``failed``
+with the reason and tried again by the next run (after the mapping or the source is fixed).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from joinedup.adapters import build_adapter, load_source
+from joinedup.adapters.config import SourceConfig, adapters_dir
+from joinedup.landing import LandingWriter, completed_manifest, manifest_folder, read_landed, Manifest
+from joinedup.mapping.engine import SchemaDriftError, apply_mapping
+from joinedup.mapping.spec import load_mapping
+from joinedup.mci.staging import stage_records
+from joinedup.mci.store import LandingBatch, QuarantinedRow, Run, SourceCursor, session_factory, utcnow
+from joinedup.quality.gate import QualityGateFailed, validate_batch
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(prefix: str = "manual") -> str:
+    return f"{prefix}__{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}"
+
+
+def source_config(name: str) -> SourceConfig:
+    return load_source(adapters_dir() / f"{name}.yaml")
+
+
+@dataclass
+class StageTimer:
+    session: Session
+    run_id: str
+    stage: str
+
+    def __enter__(self) -> "StageTimer":
+        row = self.session.scalar(select(Run).where(Run.run_id == self.run_id, Run.stage == self.stage))
+        if row is None:
+            row = Run(run_id=self.run_id, stage=self.stage, figures={})
+            self.session.add(row)
+        row.started_at, row.status, row.finished_at = utcnow(), "running", None
+        self.session.commit()
+        self.row, self.t0 = row, time.monotonic()
+        return self
+
+    def finish(self, figures: dict[str, Any], status: str = "ok") -> None:
+        self.row.figures = {**(self.row.figures or {}), **figures, "seconds": round(time.monotonic() - self.t0, 2)}
+        self.row.status, self.row.finished_at = status, utcnow()
+        self.session.commit()
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        if exc is not None:
+            self.session.rollback()
+            self.finish({"error": f"{type(exc).__name__}: {exc}"[:500]}, status="failed")
+
+
+def _record_stage(run_id: str, stage: str) -> tuple[Session, StageTimer]:
+    session = session_factory()()
+    return session, StageTimer(session, run_id, stage)
+
+
+# -- land ---------------------------------------------------------------------------------
+def land(source_name: str, run_id: str) -> dict[str, Any]:
+    """Extract and land; the cursor advances only once the whole extract is landed."""
+    config = source_config(source_name)
+    session, timer = _record_stage(run_id, f"land:{source_name}")
+    with session, timer:
+        manifest = completed_manifest(source_name, run_id)
+        if manifest is None:  # not landed yet (or a crash stopped it half way): extract
+            stored = session.get(SourceCursor, source_name)
+            cursor = stored.cursor if stored else None
+            adapter = build_adapter(config)
+            writer = LandingWriter(source_name, run_id, cursor)
+            for page in adapter.extract(cursor):
+                writer.write_page(page.records, page.origin)
+                adapter.acknowledge(page)
+                cursor = page.cursor or cursor
+            manifest = writer.complete(cursor)
+        _register_batch(session, manifest)
+        figures = {"rows_landed": manifest.rows, "pages": len(manifest.pages)}
+        timer.finish(figures)
+        return {"source": source_name, **figures}
+
+
+def _register_batch(session: Session, manifest: Manifest) -> None:
+    """Record the landed batch and advance the cursor, once (idempotent)."""
+    exists = session.scalar(select(LandingBatch).where(
+        LandingBatch.source_system == manifest.source_system, LandingBatch.run_id == manifest.run_id))
+    if exists is None:
+        session.add(LandingBatch(
+            source_system=manifest.source_system, run_id=manifest.run_id,
+            manifest_path=str(manifest_folder(manifest) / "manifest.json"), rows=manifest.rows,
+            sha256=manifest.sha256, cursor_before=manifest.cursor_before, cursor_after=manifest.cursor_after,
+            status="landed" if manifest.rows else "staged",
+        ))
+        cur = session.get(SourceCursor, manifest.source_system)
+        if cur is None:
+            session.add(SourceCursor(source_system=manifest.source_system, cursor=manifest.cursor_after, run_id=manifest.run_id))
+        else:
+            cur.cursor, cur.run_id = manifest.cursor_after, manifest.run_id
+        session.commit()
+
+
+# -- check --------------------------------------------------------------------------------
+def work_dir(batch: LandingBatch) -> Path:
+    return Path(batch.manifest_path).parent / "checked"
+
+
+def _batches(session: Session, source_name: str, statuses: tuple[str, ...]) -> list[LandingBatch]:
+    return list(session.scalars(select(LandingBatch).where(
+        LandingBatch.source_system == source_name, LandingBatch.status.in_(statuses)).order_by(LandingBatch.id)))
+
+
+def check(source_name: str, run_id: str) -> dict[str, Any]:
+    """Drift check, mapping and quality gate for each landed batch of the source."""
+    config = source_config(source_name)
+    spec = load_mapping(config.mapping_path())
+    session, timer = _record_stage(run_id, f"check:{source_name}")
+    figures: dict[str, Any] = {"rows_in": 0, "rows_passed": 0, "rows_failed": 0, "by_rule": {}, "duplicates_removed": 0}
+    problems: list[str] = []
+    with session, timer:
+        for batch in _batches(session, source_name, ("landed", "failed")):
+            try:
+                one = _check_batch(batch, config, spec)
+            except (SchemaDriftError, QualityGateFailed) as exc:
+                batch.status, batch.status_reason = "failed", str(exc)
+                session.commit()
+                problems.append(str(exc))
+                continue
+            for key in ("rows_in", "rows_passed", "rows_failed", "duplicates_removed"):
+                figures[key] += one[key]
+            for rule, n in one["by_rule"].items():
+                figures["by_rule"][rule] = figures["by_rule"].get(rule, 0) + n
+            batch.status, batch.status_reason = "checked", None
+            session.commit()
+        figures["problems"] = problems
+        timer.finish(figures, status="failed" if problems else "ok")
+    return {"source": source_name, **figures}
+
+
+def verdict(result: dict[str, Any]) -> dict[str, Any]:
+    """Fail loudly when a batch of the source was refused (after the good batches are staged)."""
+    if result.get("problems"):
+        raise QualityGateFailed(f"source {result['source']}: " + " | ".join(result["problems"]))
+    return result
+
+
+def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, Any]:  # noqa: ANN001
+    manifest = Manifest.from_json(json.loads(Path(batch.manifest_path).read_text(encoding="utf-8")))
+    landed = list(read_landed(manifest))
+    # A resumed extract may have fetched a page twice: identical raw records count once.
+    seen: set[str] = set()
+    unique = []
+    for item in landed:
+        key = json.dumps(item.record, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    raw = pd.DataFrame([u.record for u in unique]).astype(object)
+    raw = raw.where(raw.notna(), None)
+    canonical = apply_mapping(raw, spec, config.name)
+    gate = validate_batch(canonical, config.name)
+    if gate.failure_rate > config.quality.max_failure_rate:
+        raise QualityGateFailed(
+            f"batch {batch.run_id}: {len(gate.failed_positions)} of {gate.rows_in} rows failed "
+            f"({gate.failure_rate:.1%} > threshold {config.quality.max_failure_rate:.1%}); "
+            f"by rule: {gate.by_rule}. Nothing from this batch was loaded; fix the source or the mapping and re-run."
+        )
+    out = work_dir(batch)
+    out.mkdir(parents=True, exist_ok=True)
+    gate.passed.drop(columns=["mapping_issues"]).to_parquet(out / "passed.parquet.tmp", index=False)
+    failures = [
+        {"source_key": canonical.at[canonical.index[f.position], "source_key"], "rule": f.rule, "field": f.field,
+         "reason": f.reason, "landing_file": unique[f.position].file, "landing_row": unique[f.position].row}
+        for f in gate.failures
+    ]
+    (out / "failures.json.tmp").write_text(json.dumps(failures), encoding="utf-8")
+    (out / "passed.parquet.tmp").replace(out / "passed.parquet")
+    (out / "failures.json.tmp").replace(out / "failures.json")
+    return {"rows_in": gate.rows_in, "rows_passed": len(gate.passed), "rows_failed": len(gate.failed_positions),
+            "by_rule": gate.by_rule, "duplicates_removed": len(landed) - len(unique)}
+
+
+# -- stage --------------------------------------------------------------------------------
+def stage(source_name: str, run_id: str) -> dict[str, Any]:
+    """Quarantine each checked batch's failures and upsert its passing rows, in one transaction."""
+    config = source_config(source_name)
+    session, timer = _record_stage(run_id, f"stage:{source_name}")
+    figures = {"new": 0, "changed": 0, "unchanged": 0, "quarantined": 0}
+    with session, timer:
+        for batch in _batches(session, source_name, ("checked",)):
+            folder = work_dir(batch)
+            passed = pd.read_parquet(folder / "passed.parquet").astype(object)
+            passed = passed.where(passed.notna(), None)
+            failures = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
+            for f in failures:
+                session.add(QuarantinedRow(run_id=batch.run_id, source_system=source_name, **f))
+            counts = stage_records(session, passed.to_dict("records"), batch.run_id, special_category=config.special_category)
+            batch.status, batch.staged_at = "staged", utcnow()
+            session.commit()
+            figures["new"] += counts.new
+            figures["changed"] += counts.changed
+            figures["unchanged"] += counts.unchanged
+            figures["quarantined"] += len({(f["landing_file"], f["landing_row"]) for f in failures})
+        timer.finish(figures)
+    return {"source": source_name, **figures}
+
+
+def sync_source(source_name: str, run_id: str) -> dict[str, Any]:
+    """All of one source's stages, in order (what the source's DAG does, without Airflow)."""
+    out = land(source_name, run_id)
+    out.update(check(source_name, run_id))
+    out.update(stage(source_name, run_id))
+    return verdict(out)
+
+
+# -- merge --------------------------------------------------------------------------------
+def merge(run_id: str) -> dict[str, Any]:
+    from joinedup.mci.match import run_match
+    from joinedup.steward.report import write_match_report
+
+    session, timer = _record_stage(run_id, "merge")
+    with session, timer:
+        result = run_match(session, run_id)
+        session.commit()
+        figures = result.as_dict()
+        timer.finish(figures)
+        report = write_match_report(session, run_id)
+    return {**figures, "report": str(report)}

@@ -1,0 +1,1 @@
+"""The quality gate: Great Expectations suites from ``schemas/expectations`` over each batch."""

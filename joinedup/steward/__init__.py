@@ -1,0 +1,1 @@
+"""What the data stewards see: match reports, the review queue and (later) the workbench."""

@@ -1,0 +1,107 @@
+"""Shared fixtures: an isolated project folder and MCI database per test, on SQLite and, when
+one is reachable, on a real PostgreSQL (``JOINEDUP_TEST_PG_URL``, set by .ci/run)."""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+_probe: dict[str, str | None] = {}
+
+
+def pg_url() -> str | None:
+    """JOINEDUP_TEST_PG_URL, else a local server on the default port if one answers."""
+    if "url" not in _probe:
+        url = os.environ.get("JOINEDUP_TEST_PG_URL")
+        if not url:
+            try:
+                import psycopg2
+
+                psycopg2.connect(LOCAL_PG, connect_timeout=2).close()
+                url = LOCAL_PG
+            except Exception:  # noqa: BLE001 - no local server: the header says so
+                url = None
+        _probe["url"] = url
+    return _probe["url"]
+
+
+def pytest_report_header(config):  # noqa: ANN001, ANN201
+    url = pg_url()
+    if url:
+        return f"PostgreSQL tests: on ({url.split('@')[-1]})"
+    return "PostgreSQL tests: OFF - no server reachable (set JOINEDUP_TEST_PG_URL; .ci/run starts one)"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the council's configuration folders, with var/ inside it, as JOINEDUP_HOME."""
+    home = tmp_path / "project"
+    for name in ("adapters", "mappings", "schemas", "dags"):
+        shutil.copytree(REPO / name, home / name)
+    shutil.copy(REPO / "airflow.cfg", home / "airflow.cfg")
+    monkeypatch.setenv("JOINEDUP_HOME", str(home))
+    monkeypatch.setenv("JOINEDUP_VAR", str(home / "var"))
+    monkeypatch.delenv("JOINEDUP_DB_URL", raising=False)
+    from joinedup.mci import golden
+    from joinedup.quality import gate
+
+    golden._load.cache_clear()
+    gate._suite_expectations.cache_clear()
+    return home
+
+
+def _fresh_pg_database(url: str) -> str:
+    """A new, empty database on the test server, dropped again by the caller."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"joinedup_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def mci_db(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The MCI database URL, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{project / 'var' / 'mci.sqlite'}"
+        (project / "var").mkdir(exist_ok=True)
+    else:
+        base = pg_url()
+        if not base:
+            pytest.skip("PostgreSQL not reachable: set JOINEDUP_TEST_PG_URL (.ci/run does)")
+        url = _fresh_pg_database(base)
+    monkeypatch.setenv("JOINEDUP_DB_URL", url)
+    yield url
+    from joinedup.mci.store import _engine_for
+
+    engine = _engine_for(url)
+    engine.dispose()
+    _engine_for.cache_clear()
+    if request.param == "postgresql":
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        admin = create_engine(pg_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def drop_file(project: Path, source: str, fixture: str, name: str) -> Path:
+    folder = project / "var" / "drops" / source
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    shutil.copy(REPO / "tests" / "fixtures" / fixture, target)
+    return target
