@@ -265,6 +265,10 @@ _HOUSEHOLD_KINDS = (("single", 0.29), ("couple", 0.27), ("family", 0.22),
                     ("lone_parent", 0.10), ("sharers", 0.06), ("grown_up_children", 0.06))
 
 
+def _age(dob: date) -> int:
+    return BASE_DATE.year - dob.year - ((BASE_DATE.month, BASE_DATE.day) < (dob.month, dob.day))
+
+
 def _dob_for_age(rng: random.Random, age: int) -> date:
     """A date of birth making someone ``age`` on BASE_DATE."""
     latest = BASE_DATE.replace(year=BASE_DATE.year - age)
@@ -464,7 +468,7 @@ class PopulationFactory:
             if p.twin_index is not None:
                 twin = next((ids[j] for j, q in enumerate(people)
                              if j != i and q.twin_index == p.twin_index), None)
-            age = BASE_DATE.year - p.dob.year
+            age = _age(p.dob)
             adult = age >= 18
             out.append(Resident(
                 person_id=ids[i],

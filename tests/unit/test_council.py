@@ -1,0 +1,273 @@
+"""The synthetic council's four systems: layouts, truth, noise, nights, streaming writer."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+
+from joinedup.simulators import (
+    BASE_NIGHT, KEY_FIELDS, SYSTEMS, TIMESTAMP_FIELDS, NightlyChanges, NoiseConfig,
+    build_council, generate_population, night_datetime, write_council,
+)
+from joinedup.simulators.council import HR_WIDTHS
+from joinedup.simulators.noise import PLACEHOLDER_DOB, abbreviate, typo, windows_1252_form
+
+N = 1500
+SEED = 21
+LAYOUTS = {
+    "housing": ["TenantRef", "Title", "Forename", "Surname", "DateOfBirth", "NINumber",
+                "PropertyUPRN", "AddressLine1", "AddressLine2", "Town", "PostCode", "Phone",
+                "Email", "TenancyStart", "LastModified"],
+    "revenues": ["customer_ref", "title", "first_name", "last_name", "dob", "ni_no", "uprn",
+                 "addr_line1", "addr_line2", "addr_line3", "town", "postcode", "email",
+                 "phone_number", "account_opened", "modified_at"],
+    "socialcare": ["ClientId", "GivenName", "FamilyName", "PreferredName", "BirthDate",
+                   "NHSNumber", "NINumber", "Gender", "Address1", "Address2", "Town",
+                   "Postcode", "CaseStatus", "LastUpdated"],
+    "hr": ["EMPNO", "SURNAME", "FORENAMES", "DOB", "SEX", "NINO", "ADDR1", "ADDR2", "TOWN",
+           "POSTCODE", "START_DATE", "LAST_CHANGED"],
+}
+KEY_RE = {"housing": r"HT\d{6}", "revenues": r"5\d{8}", "socialcare": r"SC\d{7}",
+          "hr": r"E\d{7}"}
+
+
+@pytest.fixture(scope="module")
+def night0():
+    return build_council(N, SEED)
+
+
+@pytest.fixture(scope="module")
+def night1():
+    return build_council(N, SEED, night=1)
+
+
+def _by_key(council, system):
+    return {r[KEY_FIELDS[system]]: r for r in council.records[system]}
+
+
+def _parse_ts(system: str, text: str) -> datetime:
+    if system == "hr":
+        return datetime.strptime(text, "%Y%m%d%H%M%S")
+    return datetime.fromisoformat(text.rstrip("Z"))
+
+
+def test_records_have_exactly_the_native_layouts(night0):
+    for system, layout in LAYOUTS.items():
+        assert night0.records[system], system
+        for r in night0.records[system]:
+            assert list(r) == layout
+            assert all(v is None or isinstance(v, str) for v in r.values())
+            assert re.fullmatch(KEY_RE[system], r[KEY_FIELDS[system]])
+
+
+def test_system_formats(night0):
+    for r in night0.records["housing"]:
+        assert r["DateOfBirth"] is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", r["DateOfBirth"])
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", r["LastModified"])
+    for r in night0.records["revenues"]:
+        assert r["dob"] is None or re.fullmatch(r"\d{2}/\d{2}/\d{4}", r["dob"])
+        assert r["modified_at"].endswith("Z")
+    for r in night0.records["socialcare"]:
+        assert r["Gender"] in ("1", "2", "9") and r["CaseStatus"] in ("open", "closed")
+    for r in night0.records["hr"]:
+        for name, width in HR_WIDTHS.items():
+            assert r[name] is None or len(r[name]) <= width, name
+        for name in ("SURNAME", "FORENAMES", "ADDR1", "TOWN"):
+            assert r[name] == r[name].upper()
+        "".join(v for v in r.values() if v).encode("cp1252")   # Windows-1252 safe
+        assert re.fullmatch(r"\d{14}", r["LAST_CHANGED"])
+
+
+def test_same_seed_same_council_other_seed_other_council(night0):
+    again = build_council(N, SEED)
+    assert again.records == night0.records and again.truth == night0.truth
+    other = build_council(N, SEED + 1)
+    assert other.records["revenues"] != night0.records["revenues"]
+
+
+def test_truth_covers_every_record_exactly_once(night0):
+    keys = [(s, r[KEY_FIELDS[s]]) for s in SYSTEMS for r in night0.records[s]]
+    truth_keys = [(s, k) for s, k, _ in night0.truth]
+    assert len(keys) == len(set(keys)) == len(truth_keys)
+    assert set(keys) == set(truth_keys)
+    people = {p.person_id for p in generate_population(N, SEED)}
+    assert {p for _, _, p in night0.truth} <= people
+
+
+def test_membership_shares(night0):
+    persons = Counter(s for s, _, _ in {(s, "", p) for s, _, p in night0.truth})
+    adults = sum(1 for p in generate_population(N, SEED) if p.age_on(BASE_NIGHT.date()) >= 18)
+    assert 0.9 * adults < persons["revenues"] <= adults
+    assert 0.08 * N < persons["housing"] < 0.3 * N
+    assert 0.01 * N < persons["socialcare"] < 0.06 * N
+    assert 0.02 * N < persons["hr"] < 0.09 * N
+
+
+def test_duplicates_inside_a_system(night0):
+    per_person = Counter((s, p) for s, _, p in night0.truth)
+    dups = sum(1 for (s, _), c in per_person.items() if s == "revenues" and c > 1)
+    assert dups > 0
+    assert max(per_person.values()) == 2
+
+
+def test_twins_are_known(night0):
+    assert night0.twins
+    ids = {p.person_id: p for p in generate_population(N, SEED)}
+    for pair in night0.twins:
+        a, b = (ids[x] for x in pair)
+        assert a.twin_of == b.person_id and a.date_of_birth == b.date_of_birth
+
+
+def test_without_noise_records_equal_the_truth():
+    council = build_council(800, SEED, noise=NoiseConfig.none())
+    people = {p.person_id: p for p in generate_population(800, SEED)}
+    assert len(council.truth) == len({(s, p) for s, _, p in council.truth})  # no duplicates
+    housing = _by_key(council, "housing")
+    revenues = _by_key(council, "revenues")
+    for system, key, pid in council.truth:
+        p = people[pid]
+        if system == "housing":
+            r = housing[key]
+            assert (r["Forename"], r["Surname"], r["DateOfBirth"], r["NINumber"],
+                    r["PropertyUPRN"]) == (p.given_name, p.family_name,
+                                           p.date_of_birth.isoformat(), p.ni_number,
+                                           str(p.uprn))
+        if system == "revenues":
+            r = revenues[key]
+            assert r["last_name"] == p.family_name and r["ni_no"] == p.ni_number
+            assert r["first_name"].split()[0] == p.given_name.split()[0]
+            assert r["dob"] in (None, p.date_of_birth.strftime("%d/%m/%Y"))
+            assert r["postcode"] == p.address.postcode
+
+
+def test_noise_rates_roughly_honoured():
+    noise = replace(NoiseConfig.none(), dob_placeholder=0.2, missing_ni=0.1, duplicate=0.1)
+    council = build_council(N, SEED, noise=noise)
+    housing = council.records["housing"]
+    placeholder = sum(r["DateOfBirth"] == PLACEHOLDER_DOB.isoformat() for r in housing)
+    assert 0.13 < placeholder / len(housing) < 0.27
+    missing = sum(r["NINumber"] is None for r in housing) / len(housing)
+    assert 0.12 < missing < 0.28                      # housing's habit doubles the rate
+    per_person = Counter((s, p) for s, _, p in council.truth if s == "revenues")
+    dup_share = sum(c > 1 for c in per_person.values()) / len(per_person)
+    assert 0.1 < dup_share < 0.2                      # revenues' habit: 1.5 x 0.1
+
+
+def test_default_noise_shows_every_kind(night0):
+    people = {p.person_id: p for p in generate_population(N, SEED)}
+    revenues = _by_key(night0, "revenues")
+    seen = Counter()
+    for system, key, pid in night0.truth:
+        if system != "revenues":
+            continue
+        r, p = revenues[key], people[pid]
+        if r["last_name"] != p.family_name:
+            seen["surname differs"] += 1
+        if r["last_name"] in p.previous_family_names:
+            seen["maiden"] += 1
+        if r["dob"] == "01/01/1900":
+            seen["placeholder"] += 1
+        if r["ni_no"] is None:
+            seen["no NI"] += 1
+        if re.search(r"\b(St|Rd|Ave|Cl|Dr)\b", r["addr_line1"] or ""):
+            seen["abbreviated"] += 1
+    assert all(seen[k] > 0 for k in ("surname differs", "maiden", "placeholder", "no NI",
+                                     "abbreviated")), seen
+    assert seen["surname differs"] < 0.2 * len(revenues)
+
+
+def test_noise_functions():
+    import random
+
+    rng = random.Random(1)
+    assert typo("Margaret", rng) != "Margaret"
+    assert windows_1252_form("O'Brien") == "O\u2019Brien"
+    assert windows_1252_form("Zoe") == "Zoë"
+    assert abbreviate("14 High Street", rng) == "14 High St"
+    assert abbreviate("Flat 2, 14 Station Road", random.Random(3)).endswith("14 Station Rd")
+    with pytest.raises(ValueError, match="typo"):
+        NoiseConfig(typo=1.5)
+
+
+def test_night_zero_timestamps_are_before_the_base_night(night0):
+    for system in SYSTEMS:
+        for r in night0.records[system]:
+            assert _parse_ts(system, r[TIMESTAMP_FIELDS[system]]) < BASE_NIGHT
+
+
+def test_next_night_changes_few_records_and_keeps_the_rest_byte_identical(night0, night1):
+    changed = total = 0
+    for system in SYSTEMS:
+        before, after = _by_key(night0, system), _by_key(night1, system)
+        assert set(before) <= set(after)                  # keys are stable, nothing lost
+        for key, old in before.items():
+            new = after[key]
+            total += 1
+            if json.dumps(new, ensure_ascii=False) == json.dumps(old, ensure_ascii=False):
+                continue
+            changed += 1
+            ts = _parse_ts(system, new[TIMESTAMP_FIELDS[system]])
+            assert night_datetime(0) < ts < night_datetime(1)
+        for key in set(after) - set(before):          # new residents' records
+            ts = _parse_ts(system, after[key][TIMESTAMP_FIELDS[system]])
+            assert night_datetime(0) < ts < night_datetime(1)
+    assert 0 < changed < 0.05 * total
+    old_truth = set(night0.truth)
+    assert old_truth <= set(night1.truth)                 # same key, same person
+    assert night1.residents > night0.residents           # arrivals
+
+
+def test_later_nights_keep_earlier_changes_stable(night1):
+    night2 = build_council(N, SEED, night=2)
+    for system in SYSTEMS:
+        before, after = _by_key(night1, system), _by_key(night2, system)
+        kept = [k for k in before if after[k] == before[k]]
+        assert len(kept) > 0.9 * len(before)
+        for key in set(after):
+            if key not in before or after[key] != before[key]:
+                ts = _parse_ts(system, after[key][TIMESTAMP_FIELDS[system]])
+                assert night_datetime(1) < ts < night_datetime(2)
+
+
+def test_moves_marriages_and_deaths_reach_the_systems():
+    busy = NightlyChanges(arrivals=0.01, moves=0.05, marriages=0.03, deaths=0.02,
+                          corrections=0.05)
+    before = build_council(N, SEED, night=0, changes=busy)
+    after = build_council(N, SEED, night=2, changes=busy)
+    old, new = _by_key(before, "revenues"), _by_key(after, "revenues")
+    moved = sum(1 for k in old if old[k]["postcode"] != new[k]["postcode"])
+    renamed = sum(1 for k in old if old[k]["last_name"] != new[k]["last_name"])
+    assert moved > 0 and renamed > 0
+    sc_old, sc_new = _by_key(before, "socialcare"), _by_key(after, "socialcare")
+    closed = sum(1 for k in sc_old if sc_old[k]["CaseStatus"] == "open"
+                 and sc_new[k]["CaseStatus"] == "closed")
+    assert closed > 0
+    # night 2 built directly equals night 2's records whatever the route
+    assert after.records == build_council(N, SEED, night=2, changes=busy).records
+
+
+def test_streaming_writer_equals_build_council(tmp_path, night1):
+    manifest = write_council(tmp_path, N, SEED, night=1)
+    for system in SYSTEMS:
+        lines = (tmp_path / f"{system}.jsonl").read_text(encoding="utf-8").splitlines()
+        assert [json.loads(line) for line in lines] == night1.records[system]
+    with open(tmp_path / "truth.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["source_system", "source_key", "person_id"]
+    assert [tuple(r) for r in rows[1:]] == night1.truth
+    with open(tmp_path / "twins.csv", encoding="utf-8", newline="") as fh:
+        twins = {frozenset(r) for r in list(csv.reader(fh))[1:]}
+    assert twins == night1.twins
+    assert manifest["records"] == {s: len(night1.records[s]) for s in SYSTEMS}
+    assert manifest["as_of"] == "2026-01-06T02:00:00"
+    assert json.loads((tmp_path / "manifest.json").read_text())["residents"] == night1.residents
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="night"):
+        build_council(10, 1, night=-1)
