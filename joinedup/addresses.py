@@ -50,16 +50,25 @@ _FLAT_ID = re.compile(r"^(\d+[A-Z]?|[A-Z]\d*)$")
 _APOSTROPHES = re.compile("['’‘`´ʼ]")
 _PUNCTUATION = re.compile(r"[^A-Z0-9/\- ]+")
 _SPACED_JOINERS = re.compile(r"\s*([/-])\s*")
+_SEGMENT_BREAKS = re.compile(r"[,;\n]+")
+_PLAIN = re.compile(r"[A-Za-z0-9 ,]*")
 
 
 def _segment_tokens(line: Any) -> list[list[str]]:
     """The line split at commas into segments of normalised, expanded tokens."""
     if line is None or (isinstance(line, float) and line != line):
         return []
-    text = fold_accents(fix_mojibake(str(line))).upper()
-    text = _APOSTROPHES.sub("", text).replace("&", " AND ")
+    text = str(line)
     segments = []
-    for raw in re.split(r"[,;\n]+", text):
+    if _PLAIN.fullmatch(text):  # the common case: letters, digits, spaces and commas
+        for raw in text.upper().split(","):
+            tokens = _expand(raw.split())
+            if tokens:
+                segments.append(tokens)
+        return segments
+    text = fold_accents(fix_mojibake(text)).upper()
+    text = _APOSTROPHES.sub("", text).replace("&", " AND ")
+    for raw in _SEGMENT_BREAKS.split(text):
         raw = _PUNCTUATION.sub(" ", raw)
         raw = _SPACED_JOINERS.sub(r"\1", raw)  # "2 / 14" -> "2/14", "14 - 16" -> "14-16"
         words = [w.strip("-/") for w in raw.split()]

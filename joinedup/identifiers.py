@@ -79,6 +79,8 @@ def nino_key(s: Any) -> str | None:
     The suffix letter is not part of the identity (and is often missing), so two records
     compare on this key. Invalid numbers give None: they are no evidence at all.
     """
+    if isinstance(s, str) and NINO_PATTERN.match(s):  # already canonical: the usual case
+        return s[:8]
     n = normalise_nino(s)
     if n is None or NINO_PATTERN.match(n) is None:
         return None

@@ -52,6 +52,8 @@ def fix_mojibake(s: str) -> str:
 
 def fold_accents(s: str) -> str:
     """Remove diacritics (Siôn -> Sion, Gwenllïan -> Gwenllian, Zoë -> Zoe, Łukasz -> Lukasz)."""
+    if s.isascii():
+        return s
     s = s.translate(_SPECIAL_LETTERS)
     decomposed = unicodedata.normalize("NFKD", s)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

@@ -45,12 +45,14 @@ class StandardiseError(ValueError):
 
 
 def _column(records: pd.DataFrame, name: str) -> pd.Series:
-    """The column as object dtype with None for missing/blank; all None if absent."""
+    """The column as object dtype with None for missing (NaN/NA); all None if absent.
+
+    Blank strings are left in: every rule below treats blank text as missing itself.
+    """
     if name not in records.columns:
         return pd.Series([None] * len(records), index=records.index, dtype=object)
     col = records[name].astype(object)
-    blank = col.isna() | (col.astype(str).str.strip() == "")
-    return col.where(~blank, None)
+    return col.where(col.notna(), None)
 
 
 def _per_distinct(values: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
@@ -118,6 +120,15 @@ def _valid_or_none(normalise: Callable[[Any], str | None], valid: Callable[[Any]
         n = normalise(value)
         return n if n is not None and valid(n) else None
     return one
+
+
+def _uprn(value: Any) -> str | None:
+    """A valid UPRN without zero padding; the common all-digits case takes a fast path."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        digits = value.lstrip("0")
+        return digits if 0 < len(digits) <= 12 else None
+    n = ids.normalise_uprn(value)
+    return n if n is not None and ids.is_valid_uprn(n) else None
 
 
 def _home_postcode(value: Any) -> str | None:
@@ -200,8 +211,7 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
     out["nhs_number"] = _per_distinct(
         _column(records, "nhs_number"),
         _valid_or_none(ids.normalise_nhs_number, ids.is_valid_nhs_number))
-    out["uprn"] = _per_distinct(
-        _column(records, "uprn"), _valid_or_none(ids.normalise_uprn, ids.is_valid_uprn))
+    out["uprn"] = _per_distinct(_column(records, "uprn"), _uprn)
 
     postcode = _per_distinct(_column(records, "postcode"), _home_postcode)
     out["postcode"] = postcode
@@ -214,7 +224,9 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
 
     out["email_std"] = _per_distinct(_column(records, "email"), _email)
     out["phone_std"] = _per_distinct(_column(records, "phone"), _phone)
-    out["deceased"] = (~_column(records, "deceased_date").isna()).to_numpy(dtype=bool)
+    out["deceased"] = _per_distinct(
+        _column(records, "deceased_date"), lambda v: bool(str(v).strip())
+    ).astype(bool)  # None (missing) -> False
 
     frame = pd.DataFrame(out, index=index, columns=list(FEATURE_COLUMNS))
     for col in FEATURE_COLUMNS:
