@@ -16,6 +16,7 @@ import random
 import re
 from dataclasses import dataclass, fields, replace
 from datetime import date
+from functools import lru_cache
 
 from joinedup.simulators import reference_data as ref
 from joinedup.simulators.population import Address, stable_rng
@@ -103,11 +104,16 @@ def rate_for(config: NoiseConfig, system: str, kind: str) -> float:
     return min(1.0, getattr(config, kind) * SYSTEM_FACTORS.get(system, {}).get(kind, 1.0))
 
 
+@lru_cache(maxsize=64)
+def _rates(config: NoiseConfig, system: str) -> tuple[tuple[str, float], ...]:
+    return tuple((k, rate_for(config, system, k)) for k in NOISE_KINDS)
+
+
 def draw_noise(config: NoiseConfig, seed: int, system: str, person_id: str,
                copy: int) -> RecordNoise:
     """The noise of record number ``copy`` (0 = the first) of ``person_id`` in ``system``."""
     rng = stable_rng(seed, "noise", system, person_id, copy)
-    kinds = frozenset(k for k in NOISE_KINDS if rng.random() < rate_for(config, system, k))
+    kinds = frozenset(k for k, rate in _rates(config, system) if rng.random() < rate)
     return RecordNoise(kinds, rng.getrandbits(32))
 
 
