@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from joinedup.identifiers import postcode_compact
+from joinedup.identifiers import is_missing, postcode_compact
 from joinedup.names import fix_mojibake, fold_accents
 
 __all__ = ["normalise_address_line", "AddressParts", "address_parts", "address_key",
@@ -56,7 +56,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9 ,]*")
 
 def _segment_tokens(line: Any) -> list[list[str]]:
     """The line split at commas into segments of normalised, expanded tokens."""
-    if line is None or (isinstance(line, float) and line != line):
+    if is_missing(line):
         return []
     text = str(line)
     segments = []

@@ -15,6 +15,8 @@ import re
 from datetime import date, datetime
 from typing import Any, Iterable, Literal
 
+from joinedup.identifiers import is_missing
+
 __all__ = [
     "parse_date", "DAY_MONTH_AMBIGUOUS", "UNPARSEABLE", "CENTURY_INFERRED",
     "is_placeholder_dob", "dob_evidence", "transposed", "to_date",
@@ -41,7 +43,7 @@ def parse_date(
       century was taken off (date of birth 05/06/52 is 1952, not 2052).
     Blank input gives (None, no flags). A time part in the format is allowed and dropped.
     """
-    if s is None or (isinstance(s, float) and s != s):
+    if is_missing(s):
         return None, frozenset()
     text = str(s).strip()
     if not text:
@@ -71,14 +73,12 @@ def parse_date(
 
 def to_date(d: Any) -> date | None:
     """A date from a date, datetime or ISO string ('1980-04-03'); None when not one."""
-    if d is None:
+    if is_missing(d):
         return None
     if isinstance(d, datetime):
         return d.date()
     if isinstance(d, date):
         return d
-    if isinstance(d, float) and d != d:
-        return None
     try:
         return date.fromisoformat(str(d).strip()[:10])
     except ValueError:

@@ -21,19 +21,29 @@ __all__ = [
     "normalise_uprn", "is_valid_uprn",
     "normalise_postcode", "is_valid_postcode", "is_special_postcode", "is_pseudo_postcode",
     "postcode_outward", "postcode_compact",
-    "normalise_phone", "normalise_email", "is_plausible_email",
+    "normalise_phone", "normalise_email", "is_plausible_email", "is_missing",
 ]
 
 _SEPARATORS = re.compile(r"[\s\-./_]+")
 
 
-def _text(s: Any) -> str | None:
-    """The value as stripped text, or None when missing/blank (None, NaN, '')."""
+def is_missing(s: Any) -> bool:
+    """True for None, NaN, pandas NA and NaT: the ways a frame says "no value"."""
     if s is None:
+        return True
+    if isinstance(s, (str, int)):
+        return False
+    try:
+        return bool(s != s)  # NaN and NaT are not equal to themselves
+    except TypeError:  # pandas.NA refuses to be a bool
+        return True
+
+
+def _text(s: Any) -> str | None:
+    """The value as stripped text, or None when missing/blank (None, NaN, NA, '')."""
+    if is_missing(s):
         return None
     if isinstance(s, float):
-        if s != s:  # NaN
-            return None
         if s.is_integer():
             s = int(s)
     text = str(s).strip()

@@ -19,6 +19,8 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any, NamedTuple
 
+from joinedup.identifiers import is_missing
+
 __all__ = [
     "ParsedName", "parse_full_name", "normalise_name", "fold_accents", "fix_mojibake",
     "split_family_name", "family_name_parts", "name_roots", "soundex", "title_case_name",
@@ -73,7 +75,7 @@ def normalise_name(s: Any) -> str | None:
     "SION". Mc and Mac are left as written (MCDONALD and MACDONALD differ here and agree
     on their Soundex code). Blank or symbol-only input gives None.
     """
-    if s is None or (isinstance(s, float) and s != s):
+    if is_missing(s):
         return None
     text = fix_mojibake(str(s))
     text = _APOSTROPHE_RE.sub("", text)
@@ -113,7 +115,7 @@ class ParsedName(NamedTuple):
 
 def normalise_title(s: Any) -> str | None:
     """'MR.' / 'mr' -> 'Mr'; 'Revd' -> 'Rev'; unknown titles are returned trimmed."""
-    if s is None or (isinstance(s, float) and s != s):
+    if is_missing(s):
         return None
     text = " ".join(str(s).split())
     if not text:
@@ -134,7 +136,7 @@ def parse_full_name(s: Any) -> ParsedName:
     the family name. Parts keep their original spelling; use normalise_name to compare.
     """
     empty = ParsedName(None, None, None, None)
-    if s is None or (isinstance(s, float) and s != s):
+    if is_missing(s):
         return empty
     text = " ".join(fix_mojibake(str(s)).split())
     if not text:
@@ -198,7 +200,7 @@ def family_name_parts(family: Any, previous: Any = None) -> list[str]:
     """
     forms: set[str] = set()
     names = [family]
-    if previous is not None and not (isinstance(previous, float) and previous != previous):
+    if not is_missing(previous):
         names.extend(str(previous).split("|"))
     for name in names:
         n = normalise_name(name)
@@ -322,7 +324,7 @@ def title_case_name(s: Any) -> str | None:
     ('MacKenzie', 'Mackenzie', 'deBurgh') is the source's deliberate spelling and is
     kept, only its white space is tidied. Curly apostrophes become straight ones.
     """
-    if s is None or (isinstance(s, float) and s != s):
+    if is_missing(s):
         return None
     text = " ".join(fix_mojibake(str(s)).split())
     if not text:

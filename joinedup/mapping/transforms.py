@@ -87,7 +87,7 @@ def _map_distinct(values: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
     cache: dict[str, Any] = {}
 
     def one(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and pd.isna(v)):
+        if _ids.is_missing(v):
             return None
         s = str(v).strip()
         if not s:

@@ -70,3 +70,12 @@ def test_is_placeholder_dob():
 ])
 def test_transposed(value, expected):
     assert dates.transposed(value) == expected
+
+
+def test_pandas_missing_dates():
+    import pandas as pd
+
+    assert dates.to_date(pd.NaT) is None
+    assert dates.to_date(pd.NA) is None
+    assert dates.parse_date(pd.NA, ["%Y-%m-%d"]) == (None, frozenset())
+    assert dates.to_date(pd.Timestamp("1980-04-03")) == date(1980, 4, 3)

@@ -190,3 +190,17 @@ def test_email_plausibility():
     assert not ids.is_plausible_email("no-at-sign.example.org")
     assert not ids.is_plausible_email("a@b")
     assert not ids.is_plausible_email(None)
+
+
+def test_missing_values_of_every_kind_are_missing():
+    import math
+
+    import pandas as pd
+
+    for value in (None, math.nan, pd.NA, pd.NaT):
+        assert ids.is_missing(value)
+        assert ids.normalise_nino(value) is None
+        assert ids.normalise_postcode(value) is None
+        assert not ids.is_valid_nhs_number(value)
+    for value in ("", "x", 0, 1.5):
+        assert not ids.is_missing(value)

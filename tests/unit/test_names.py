@@ -144,3 +144,11 @@ def test_soundex(raw, expected):
 ])
 def test_title_case_name(raw, expected):
     assert names.title_case_name(raw) == expected
+
+
+def test_pandas_na_is_not_a_name():
+    import pandas as pd
+
+    assert names.normalise_name(pd.NA) is None
+    assert names.title_case_name(pd.NA) is None
+    assert names.parse_full_name(pd.NA) == ParsedName(None, None, None, None)

@@ -119,3 +119,9 @@ def test_normalise_phone():
 def test_normalise_email():
     assert run("normalise_email", ["  John.Smith@Example.ORG ", "mailto:A@B.CO.UK", "<x@y.z>"]) == [
         "john.smith@example.org", "a@b.co.uk", "x@y.z"]
+
+
+def test_pandas_missing_markers_become_none():
+    s = pd.Series(["ab123456c", pd.NA, float("nan"), None, "  "], dtype=object)
+    assert run("normalise_nino", list(s)) == ["AB123456C", None, None, None, None]
+    assert run("title_case_name", [pd.NA]) == [None]
