@@ -18,6 +18,7 @@ share a surname, a UPRN, a postcode and often a landline):
   different first names with the same family name and date of birth. Its weight is
   fixed strongly negative (-30 bits) because, given identical birth date and
   surname, a wholly different first name is the signature of a twin, not a typo.
+  It does not apply when the NI or NHS number agrees (twins never share one).
 
 All SQL here is DuckDB SQL over the match-feature columns written by
 ``joinedup.mci.standardise.standardise()``; ``_l``/``_r`` suffixes name the two
@@ -98,7 +99,11 @@ def _given_name() -> cl.CustomComparison:
     twin_pattern = (
         f"{clearly_different} "
         "AND family_name_std_l = family_name_std_r "
-        "AND dob_l = dob_r"
+        "AND dob_l = dob_r "
+        # Twins never share an NI or NHS number: when one agrees, the different
+        # first name is a recording error, not a second person.
+        "AND NOT coalesce(ni_key_l = ni_key_r, false) "
+        "AND NOT coalesce(nhs_number_l = nhs_number_r, false)"
     )
     return cl.CustomComparison(
         output_column_name="given_name",

@@ -19,7 +19,7 @@ from joinedup.mci.blocking import (
     open_duckdb,
 )
 from joinedup.mci.probabilistic import _load_features
-from test_probabilistic import feature_row
+from tests.unit.test_probabilistic import feature_row
 
 
 @pytest.fixture()
