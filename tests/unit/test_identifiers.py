@@ -204,3 +204,25 @@ def test_missing_values_of_every_kind_are_missing():
         assert not ids.is_valid_nhs_number(value)
     for value in ("", "x", 0, 1.5):
         assert not ids.is_missing(value)
+
+
+# --- properties --------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=12))
+def test_postcode_and_nino_normalisation_is_idempotent(text):
+    once = ids.normalise_postcode(text)
+    assert ids.normalise_postcode(once) == once
+    n = ids.normalise_nino(text)
+    assert ids.normalise_nino(n) == n
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=9, max_size=9))
+def test_every_nhs_body_has_at_most_one_valid_check_digit(body):
+    valid = [d for d in "0123456789" if ids.is_valid_nhs_number(body + d)]
+    assert len(valid) <= 1

@@ -152,3 +152,17 @@ def test_pandas_na_is_not_a_name():
     assert names.normalise_name(pd.NA) is None
     assert names.title_case_name(pd.NA) is None
     assert names.parse_full_name(pd.NA) == ParsedName(None, None, None, None)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_normalise_name_is_idempotent_and_plain(text):
+    once = names.normalise_name(text)
+    assert names.normalise_name(once) == once
+    if once is not None:
+        assert once == once.strip() and "  " not in once
+        assert all(ch == " " or "A" <= ch <= "Z" for ch in once)
