@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from joinedup.identifiers import is_missing, postcode_compact
+from joinedup.identifiers import is_missing, is_valid_postcode, normalise_postcode
 from joinedup.names import fix_mojibake, fold_accents
 
 __all__ = ["normalise_address_line", "AddressParts", "address_parts", "address_key",
@@ -189,10 +189,13 @@ def address_key(line1: Any, line2: Any = None, postcode: Any = None) -> str | No
     """'POSTCODE|flat|house|street' (postcode without its space, parts may be empty).
 
     Same dwelling, differently written, gives the same key; None when neither the lines
-    nor a valid postcode give anything to compare.
+    nor a postcode give anything to compare. Only a geographic postcode counts: ZZ99
+    pseudo-postcodes and BFPO numbers are shared by many people and locate no home.
     """
     parts = address_parts(line1, line2)
-    pc = postcode_compact(postcode)
+    normalised = normalise_postcode(postcode)
+    pc = (normalised.replace(" ", "")
+          if normalised and is_valid_postcode(normalised, allow_special=False) else None)
     if pc is None and parts.house is None and parts.street is None:
         return None
     return "|".join([pc or "", parts.flat or "", parts.house or "", parts.street or ""])

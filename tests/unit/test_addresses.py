@@ -65,3 +65,5 @@ def test_address_key():
     assert address_key("14 High St", None, "not a postcode") == "||14|HIGH STREET"
     assert address_key(None, None, "CF10 1EP") == "CF101EP|||"
     assert address_key(None, None, None) is None
+    assert address_key(None, None, "BFPO 105") is None
+    assert address_key("14 High St", None, "ZZ99 3VZ") == "||14|HIGH STREET"
