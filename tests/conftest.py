@@ -23,9 +23,9 @@ def pg_url() -> str | None:
         url = os.environ.get("JOINEDUP_TEST_PG_URL")
         if not url:
             try:
-                import psycopg2
+                import psycopg
 
-                psycopg2.connect(LOCAL_PG, connect_timeout=2).close()
+                psycopg.connect(LOCAL_PG, connect_timeout=2).close()
                 url = LOCAL_PG
             except Exception:  # noqa: BLE001 - no local server: the header says so
                 url = None
