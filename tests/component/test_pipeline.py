@@ -11,6 +11,23 @@ from sqlalchemy import func, select
 from tests.conftest import drop_file
 
 
+CSV_SOURCE = """\
+name: revenues
+kind: csv
+mapping: revenues.yaml
+quality: {max_failure_rate: 0.10}
+options: {drop_folder: drops/revenues, file_pattern: "revenues_*.csv"}
+"""
+
+
+@pytest.fixture(autouse=True)
+def csv_source(project: Path) -> None:
+    """The revenues extract as a CSV drop, whatever the demo council configures."""
+    for other in (project / "adapters").glob("*.yaml"):
+        other.unlink()
+    (project / "adapters" / "revenues.yaml").write_text(CSV_SOURCE)
+
+
 def _set_threshold(project: Path, rate: float) -> None:
     path = project / "adapters" / "revenues.yaml"
     path.write_text(path.read_text().replace("max_failure_rate: 0.10", f"max_failure_rate: {rate}"))
