@@ -16,6 +16,7 @@ ENTRY_POINT_GROUP = "joinedup.adapters"
 # Built-in kinds, by import path (imported only when used).
 BUILT_IN: dict[str, str] = {
     "csv": "joinedup.adapters.files:CsvAdapter",
+    "rest": "joinedup.adapters.rest:RestAdapter",
 }
 
 

@@ -1,0 +1,133 @@
+"""Connection ids -> credentials. The YAML names a connection id; the values live elsewhere.
+
+Under Airflow, a connection id is looked up in Airflow's Connections (its metadata DB, its
+secrets backend or its ``AIRFLOW_CONN_<ID>`` variables) through the Task SDK. Outside Airflow
+(the CLI, tests, ``joinedup adapter check``) it comes from the environment variable
+``JOINEDUP_CONN_<ID>`` holding a URI in Airflow's shape::
+
+    conn-type://login:password@host:port/path?extra_key=value
+
+with login and password percent-encoded. Under Airflow the variable is the fallback when
+Airflow does not know the id.
+
+A ``Connection`` never shows its password or its URI in ``repr``/``str``, and no function here
+logs values: only ids.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from joinedup.adapters.base import FatalSourceError
+
+ENV_PREFIX = "JOINEDUP_CONN_"
+
+
+class MissingConnection(FatalSourceError):
+    """The connection id is not defined where we looked; the message says how to define it."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The parts of a connection an adapter uses. ``path`` keeps its leading '/'."""
+
+    conn_id: str
+    conn_type: str = ""
+    host: str = ""
+    port: int | None = None
+    login: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    origin: str = ""  # where it was found: "airflow" or the environment variable's name
+
+    def __str__(self) -> str:  # never the secret parts
+        return f"connection {self.conn_id} ({self.conn_type or 'no type'} at {self.host or 'local'}, from {self.origin})"
+
+    def http_base(self, secure_types: tuple[str, ...] = ("https", "rests", "soaps")) -> str:
+        """``scheme://host[:port]`` for an HTTP connection: https when the type says so."""
+        scheme = "https" if self.conn_type in secure_types or self.extra.get("tls") in ("1", "true", True) else "http"
+        if not self.host:
+            raise FatalSourceError(f"connection {self.conn_id} has no host; its URI must look like "
+                                   f"{self.conn_type or 'rest'}://login:password@host:port/path")
+        port = f":{self.port}" if self.port else ""
+        return f"{scheme}://{self.host}{port}"
+
+    def http_url(self) -> str:
+        """``scheme://host[:port]/path``."""
+        return self.http_base() + self.path
+
+
+def env_var_name(conn_id: str) -> str:
+    return ENV_PREFIX + conn_id.upper()
+
+
+def parse_connection_uri(conn_id: str, uri: str, origin: str) -> Connection:
+    """An Airflow-style connection URI -> Connection. Errors name the id, never the URI."""
+    try:
+        parts = urlsplit(uri.strip())
+        port = parts.port
+    except ValueError:
+        raise FatalSourceError(f"connection {conn_id} (from {origin}) is not a valid URI; expected "
+                               "conn-type://login:password@host:port/path?key=value") from None
+    if not parts.scheme:
+        raise FatalSourceError(f"connection {conn_id} (from {origin}) has no type: expected "
+                               "conn-type://login:password@host:port/path?key=value")
+    return Connection(
+        conn_id=conn_id,
+        conn_type=parts.scheme.lower().replace("-", "_"),
+        host=parts.hostname or "",
+        port=port,
+        login=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        path=unquote(parts.path or ""),
+        extra=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        origin=origin,
+    )
+
+
+def under_airflow() -> bool:
+    """True inside an Airflow task (its runner has set the AIRFLOW_CTX_* variables, or the
+    Task SDK's supervisor channel is open)."""
+    if os.environ.get("AIRFLOW_CTX_DAG_ID"):
+        return True
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
+
+
+def _from_airflow(conn_id: str) -> Connection | None:
+    from airflow.sdk import Connection as AirflowConnection
+
+    try:
+        found = AirflowConnection.get(conn_id)
+    except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException and its relatives
+        if "isn't defined" in str(exc) or type(exc).__name__ == "AirflowNotFoundException":
+            return None
+        raise FatalSourceError(f"connection {conn_id}: Airflow could not read it ({type(exc).__name__})") from None
+    extra = found.extra_dejson if getattr(found, "extra", None) else {}
+    return Connection(
+        conn_id=conn_id, conn_type=(found.conn_type or "").lower().replace("-", "_"), host=found.host or "",
+        port=found.port, login=found.login or "", password=found.password or "",
+        path=("/" + found.schema.lstrip("/")) if found.schema else "", extra=dict(extra), origin="airflow",
+    )
+
+
+def get_connection(conn_id: str) -> Connection:
+    """The connection ``conn_id``: from Airflow under Airflow, else ``JOINEDUP_CONN_<ID>``."""
+    if under_airflow():
+        found = _from_airflow(conn_id)
+        if found is not None:
+            return found
+    name = env_var_name(conn_id)
+    uri = os.environ.get(name)
+    if uri:
+        return parse_connection_uri(conn_id, uri, name)
+    where = "Airflow's Connections or " if under_airflow() else ""
+    raise MissingConnection(
+        f"connection {conn_id} is not defined in {where}the environment: set {name} to a URI such as "
+        f"rest://login:password@host:port/path?key=value (or add the connection {conn_id!r} to Airflow: "
+        f"airflow connections add {conn_id} --conn-uri ...)"
+    )
