@@ -10,9 +10,12 @@ from typing import Annotated
 import typer
 
 from joinedup.cli.mci import mci_app
+from joinedup.cli.simulate import evaluate_command, simulate_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JoinedUp: council integration hub and master citizen index.")
 app.add_typer(mci_app, name="mci")
+app.add_typer(simulate_app, name="simulate")
+app.command("evaluate")(evaluate_command)
 
 
 def _sources(only: list[str] | None) -> list[str]:
@@ -31,19 +34,32 @@ def _sources(only: list[str] | None) -> list[str]:
 def run(
     direct: Annotated[bool, typer.Option(help="Run the stages in this process instead of through Airflow.")] = False,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources (repeatable).")] = None,
-    demo: Annotated[bool, typer.Option(help="Prepare the synthetic council's data first.")] = True,
+    demo: Annotated[bool, typer.Option(help="Serve the synthetic council's systems on loopback for the run.")] = True,
+    residents: Annotated[int, typer.Option(min=100, max=200_000, help="Synthetic council size.")] = 10_000,
+    council_night: Annotated[int, typer.Option(min=0, help="Which night of the synthetic council to serve.")] = 0,
     night: Annotated[str | None, typer.Option(help="Night id (default: a new one).")] = None,
 ) -> None:
     """The nightly sync: every source, then the merge; prints a summary and the report path."""
-    from joinedup.night import run_night, print_summary
+    import contextlib
 
-    if demo:
-        from joinedup.demo import prepare_demo
+    from joinedup.night import print_summary, run_night
 
-        prepare_demo()
     started = time.monotonic()
-    outcome = run_night(_sources(source), night=night, via_airflow=not direct)
+    council = contextlib.nullcontext(None)
+    if demo:
+        from joinedup.demo import DEFAULT_SEED, synthetic_council
+
+        typer.echo(f"Synthetic council: {residents:,} residents, night {council_night}, systems on 127.0.0.1")
+        council = synthetic_council(residents, DEFAULT_SEED, council_night)
+    with council:
+        outcome = run_night(_sources(source), night=night, via_airflow=not direct)
     print_summary(outcome, seconds=time.monotonic() - started)
+    if demo:
+        from joinedup.cli.simulate import evaluate_index
+
+        result, systems = evaluate_index()
+        typer.echo(f"\nAgainst the synthetic council's truth ({', '.join(systems)}):")
+        typer.echo(result.summary())
     if outcome.failed_sources or outcome.merge_failed:
         raise typer.Exit(1)
 
