@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "joinedup.adapters"
 BUILT_IN: dict[str, str] = {
     "csv": "joinedup.adapters.files:CsvAdapter",
     "rest": "joinedup.adapters.rest:RestAdapter",
+    "soap": "joinedup.adapters.soap:SoapAdapter",
 }
 
 

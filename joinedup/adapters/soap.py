@@ -1,0 +1,293 @@
+"""SOAP sources (kind ``soap``): a WSDL operation called page by page with zeep.
+
+    kind: soap
+    connection_id: housing_soap        # soap://user:password@host:port/housing/service?wsdl
+    options:
+      operation: GetTenantsChangedSince
+      records_path: Tenants.Tenant     # where the records are in the (serialised) response
+      page_size: 500
+      paging: {size_param: pageSize, token_param: pageToken, next_token_field: nextPageToken}
+      incremental: {param: since, field: LastModified, key_field: TenantRef}
+
+Why these settings: the WSDL is fetched once and cached (``SqliteCache`` under var/cache) so a
+night does not depend on the WSDL URL answering; ``Transport(timeout, operation_timeout)`` is
+always set because zeep's default is to wait for ever; the parser forbids DTDs, entities and
+external references (a hostile or broken server cannot make us read local files or blow up
+memory); WS-Security UsernameToken credentials come from the connection, never the YAML.
+
+Faults are sorted by who is to blame: Client/Sender faults (bad credentials, bad request) are
+fatal for tonight, Server/Receiver faults and transport trouble are retriable. Messages carry
+the fault code and the service's reason, never record content.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, ClassVar
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field
+
+from joinedup.adapters.base import FatalSourceError, Health, Page, RetriableSourceError
+from joinedup.adapters.config import SourceConfig
+from joinedup.adapters.credentials import Connection, get_connection
+from joinedup.adapters.http import HttpSettings, make_session
+from joinedup.adapters.rest import Incremental, Watermark, dig, parse_instant
+from joinedup.paths import project_root, var_dir
+
+log = logging.getLogger(__name__)
+
+SENDER_CODES = {"client", "sender", "versionmismatch", "mustunderstand", "dataencodingunknown"}
+RECEIVER_CODES = {"server", "receiver"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SoapPaging(Strict):
+    size_param: str | None = Field("pageSize", description="Request element holding the page size (None: no paging).")
+    token_param: str | None = Field("pageToken", description="Request element carrying the next page's token.")
+    next_token_field: str | None = Field("nextPageToken", description="Response element holding the next page's token.")
+
+
+class SoapOptions(Strict):
+    wsdl: str | None = Field(None, description="WSDL: a URL, or a file under schemas/ (e.g. sources/housing.wsdl); default: the connection's URL + ?wsdl.")
+    endpoint: str | None = Field(None, description="Service address overriding the WSDL's; default: the connection's URL when the WSDL is a file.")
+    binding: str | None = Field(None, description="Binding QName '{ns}Name' to use with 'endpoint' (default: the WSDL's first service port's).")
+    operation: str = Field(description="The WSDL operation that lists records.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Fixed request elements sent on every call.")
+    records_path: str = Field(description="Dotted path to the list of records in the serialised response.")
+    page_size: int = Field(100, ge=1, le=100_000)
+    paging: SoapPaging = Field(default_factory=SoapPaging)
+    incremental: Incremental | None = None
+    initial_since: str = Field("1900-01-01T00:00:00Z", description="The 'since' of the first run, for services where it is required.")
+    operation_timeout_seconds: float = Field(120, gt=0, le=3600, description="Longest wait for one operation's answer.")
+    wsdl_cache_seconds: int = Field(86_400, ge=0, le=30 * 86_400, description="How long a fetched WSDL is reused (0: no cache).")
+    use_wsse: bool = Field(True, description="Send a WS-Security UsernameToken with the connection's login and password.")
+    max_pages: int = Field(100_000, ge=1)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+
+def to_plain(value: Any) -> Any:
+    """zeep objects -> dicts/lists of str or None (a record's values are kept as text)."""
+    from zeep.helpers import serialize_object
+
+    return _texts(serialize_object(value, target_cls=dict))
+
+
+def _texts(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _texts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_texts(v) for v in value]
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def fault_error(source: str, fault: Exception) -> FatalSourceError | RetriableSourceError:
+    """A zeep Fault -> Fatal (the caller's fault) or Retriable (the server's)."""
+    code = str(getattr(fault, "code", "") or "")
+    local = code.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
+    subcodes = [str(getattr(s, "localname", s)).rsplit(":", 1)[-1] for s in (getattr(fault, "subcodes", None) or [])]
+    reason = str(getattr(fault, "message", "") or "no reason given")[:200]
+    detail = f"source {source}: SOAP fault {local or 'unknown'}{'/' + '/'.join(subcodes) if subcodes else ''}: {reason}"
+    if local.lower() in RECEIVER_CODES:
+        return RetriableSourceError(detail + " (the service's own fault; try again later)")
+    if "authentication" in reason.lower() or any("Authentication" in s or "Security" in s for s in subcodes):
+        return FatalSourceError(detail + " - check the login and password of the connection")
+    return FatalSourceError(detail + " (the request was refused; check the adapter's options)")
+
+
+class SoapAdapter:
+    """One WSDL operation, called with (since, page size, page token) until the last page."""
+
+    Options: ClassVar[type[SoapOptions]] = SoapOptions
+
+    def __init__(self, config: SourceConfig, options: SoapOptions, session: requests.Session | None = None) -> None:
+        self.config, self.options = config, options
+        # A listing operation is a read: repeating its POST is safe. HTTP 500 is how SOAP 1.1
+        # carries every fault, so it is not retried blindly here; the fault decides.
+        self.session = session or make_session(options.http, methods=("GET", "POST"), statuses=(429, 502, 503, 504))
+        self._client = None
+        self._service = None
+        self._conn: Connection | None = None
+        self.calls = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def connection(self) -> Connection | None:
+        if self._conn is None and self.config.connection_id:
+            self._conn = get_connection(self.config.connection_id)
+        return self._conn
+
+    # -- zeep set-up ----------------------------------------------------------------------------
+    def wsdl_location(self) -> str:
+        wsdl = self.options.wsdl
+        if wsdl:
+            if "://" in wsdl:
+                return wsdl
+            path = (project_root() / "schemas" / wsdl).resolve()
+            if not path.is_relative_to((project_root() / "schemas").resolve()) or not path.is_file():
+                raise FatalSourceError(f"source {self.name}: WSDL file {wsdl} not found under schemas/")
+            return str(path)
+        conn = self.connection()
+        if conn is None:
+            raise FatalSourceError(f"source {self.name}: give options.wsdl or a connection_id")
+        return conn.http_url() + "?wsdl"
+
+    def service(self):  # noqa: ANN201 - a zeep ServiceProxy
+        if self._service is not None:
+            return self._service
+        from zeep import Client, Settings
+        from zeep.cache import SqliteCache
+        from zeep.transports import Transport
+
+        opts = self.options
+        cache = None
+        if opts.wsdl_cache_seconds:
+            folder = var_dir() / "cache"
+            folder.mkdir(exist_ok=True)
+            cache = SqliteCache(path=str(folder / "zeep-wsdl.sqlite"), timeout=opts.wsdl_cache_seconds)
+        transport = Transport(cache=cache, session=self.session, timeout=opts.http.read_timeout_seconds,
+                              operation_timeout=opts.operation_timeout_seconds)
+        settings = Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True,
+                            forbid_external=True)
+        wsse = None
+        conn = self.connection()
+        if opts.use_wsse:
+            if conn is None or not conn.login:
+                raise FatalSourceError(f"source {self.name}: WS-Security needs a connection with a login "
+                                       f"(connection_id {self.config.connection_id or 'is not set'})")
+            from zeep.wsse.username import UsernameToken
+
+            wsse = UsernameToken(conn.login, conn.password)
+        location = self.wsdl_location()
+        try:
+            client = Client(location, transport=transport, settings=settings, wsse=wsse)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RetriableSourceError(f"source {self.name}: the WSDL could not be fetched ({type(exc).__name__}); "
+                                       "try again later") from None
+        except Exception as exc:  # noqa: BLE001 - zeep raises many kinds for a bad WSDL
+            raise FatalSourceError(f"source {self.name}: the WSDL could not be read ({type(exc).__name__}: "
+                                   f"{str(exc)[:200]})") from None
+        endpoint = opts.endpoint or (conn.http_url() if conn and "://" not in location else None)
+        if endpoint:
+            binding = opts.binding or next(iter(next(iter(client.wsdl.services.values())).ports.values())).binding.name
+            self._service = client.create_service(binding, endpoint)
+        else:
+            self._service = client.service
+        self._client = client
+        if not hasattr(self._service, opts.operation):
+            known = sorted(client.wsdl.bindings[next(iter(client.wsdl.bindings))]._operations)
+            raise FatalSourceError(f"source {self.name}: the WSDL has no operation {opts.operation!r}; "
+                                   f"known: {', '.join(known)}")
+        return self._service
+
+    # -- one call ----------------------------------------------------------------------------------
+    def call(self, **request: Any) -> dict[str, Any]:
+        from zeep.exceptions import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden, Fault, TransportError
+        from zeep.exceptions import Error as ZeepError
+
+        operation = getattr(self.service(), self.options.operation)
+        self.calls += 1
+        try:
+            response = operation(**request)
+        except Fault as fault:
+            raise fault_error(self.name, fault) from None
+        except TransportError as exc:  # its message quotes the body: keep only the status
+            raise RetriableSourceError(f"source {self.name}: {self.options.operation} answered HTTP "
+                                       f"{exc.status_code} without a SOAP answer; try again later") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RetriableSourceError(
+                f"source {self.name}: {self.options.operation} failed after {self.options.http.retries} retries "
+                f"({type(exc).__name__}); the service is unreachable or dropped the connection - try again later"
+            ) from None
+        except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden) as exc:
+            raise FatalSourceError(f"source {self.name}: the answer contained a {type(exc).__name__.replace('Forbidden', '')} "
+                                   "declaration, which is refused (possible XXE / entity bomb)") from None
+        except ZeepError as exc:
+            raise FatalSourceError(f"source {self.name}: {self.options.operation} answer not understood "
+                                   f"({type(exc).__name__})") from None
+        plain = to_plain(response)
+        if not isinstance(plain, dict):
+            plain = {"_value": plain}
+        return plain
+
+    # -- the Adapter protocol -------------------------------------------------------------------------
+    def extract(self, cursor: str | None) -> Iterator[Page]:
+        opts, paging, inc = self.options, self.options.paging, self.options.incremental
+        watermark = Watermark(cursor, with_key=bool(inc and inc.key_field))
+        base: dict[str, Any] = dict(opts.params)
+        if inc:
+            since = parse_instant(watermark.since or opts.initial_since)
+            if since is None:
+                raise FatalSourceError(f"source {self.name}: cursor/initial_since is not an ISO datetime")
+            base[inc.param] = since
+        if paging.size_param:
+            base[paging.size_param] = opts.page_size
+        token: str | None = None
+        seen: set[str] = set()
+        number, skipped = 0, 0
+        while True:
+            number += 1
+            if number > opts.max_pages:
+                raise FatalSourceError(f"source {self.name}: more than max_pages={opts.max_pages} pages; "
+                                       "the service is probably looping")
+            request = dict(base)
+            if token and paging.token_param:
+                request[paging.token_param] = token
+            answer = self.call(**request)
+            records = dig(answer, opts.records_path)
+            if records is None:
+                records = []  # an empty ArrayOf... serialises to None
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise FatalSourceError(f"source {self.name}: page {number} has no list of records at "
+                                       f"records_path {opts.records_path!r}")
+            fresh = []
+            for record in records:
+                stamp = record.get(inc.field) if inc else None
+                key = record.get(inc.key_field) if inc and inc.key_field else None
+                if inc and watermark.seen_before(stamp, key):
+                    skipped += 1
+                    continue
+                if inc:
+                    watermark.advance(stamp, key)
+                fresh.append(record)
+            if fresh:
+                yield Page(records=fresh, cursor=watermark.text, origin=f"{opts.operation} page {number}",
+                           meta={"page": number})
+            token = answer.get(paging.next_token_field) if paging.next_token_field else None
+            if not token:
+                break
+            if token in seen:
+                raise FatalSourceError(f"source {self.name}: the service sent the same page token twice; it is "
+                                       "paging in a loop. Stopped rather than fetch forever.")
+            seen.add(token)
+        if skipped:
+            log.info("source %s: %d record(s) at or before the cursor skipped", self.name, skipped)
+
+    def acknowledge(self, page: Page) -> None:
+        """Nothing to tell the service: the cursor is stored by the framework once landed."""
+
+    def health(self) -> Health:
+        try:
+            self.service()
+            request: dict[str, Any] = dict(self.options.params)
+            if self.options.incremental:
+                request[self.options.incremental.param] = parse_instant(self.options.initial_since)
+            if self.options.paging.size_param:
+                request[self.options.paging.size_param] = 1
+            answer = self.call(**request)
+        except (FatalSourceError, RetriableSourceError) as exc:
+            return Health(False, str(exc))
+        records = dig(answer, self.options.records_path) or []
+        return Health(True, f"{self.options.operation} answered ({len(records)} record(s) on a 1-record page)")
+
+
