@@ -7,7 +7,9 @@ recorded with every link it makes.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -43,7 +45,7 @@ def _roots(value: object) -> set[str]:
     return set(str(value).split("|")) if value else set()
 
 
-def conflict(left: pd.Series, right: pd.Series) -> str | None:
+def conflict(left: Mapping[str, Any], right: Mapping[str, Any]) -> str | None:
     """Why two records can never be one person, or None. Checked before any link is made."""
     for key, label in (("ni_key", "different NI numbers"), ("nhs_number", "different NHS numbers")):
         if left.get(key) and right.get(key) and left[key] != right[key]:
@@ -64,6 +66,33 @@ def conflict(left: pd.Series, right: pd.Series) -> str | None:
     return None
 
 
+def _transposed(a: str, b: str) -> bool:
+    return a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]
+
+
+def never_same_cluster(left: Mapping[str, Any], right: Mapping[str, Any]) -> str | None:
+    """Why two records must not end up under one master ID, even through other records.
+
+    The hard constraints of :func:`conflict`, plus a cluster check against household
+    chaining: a parent and child (or two siblings) at one home share almost everything
+    but their given name and date of birth, so two records that differ in BOTH (a full
+    date of birth that is not a day/month transposition, and given names with no common
+    root or initial) are never joined by way of a third record.
+    """
+    why = conflict(left, right)
+    if why:
+        return why
+    dob_l, dob_r = left.get("dob"), right.get("dob")
+    given_l, given_r = left.get("given_name_std"), right.get("given_name_std")
+    if (
+        dob_l and dob_r and dob_l != dob_r and not _transposed(dob_l, dob_r)
+        and given_l and given_r and given_l[0] != given_r[0]
+        and not (_roots(left.get("given_name_roots")) & _roots(right.get("given_name_roots")))
+    ):
+        return "different date of birth and given name"
+    return None
+
+
 def candidate_pairs(features: pd.DataFrame, pending_ids: set[int]) -> pd.DataFrame:
     """Pairs (left < right) that some rule fires on, each with the strongest rule that fired;
     at least one side of each pair is pending (new or changed tonight)."""
@@ -81,12 +110,17 @@ def candidate_pairs(features: pd.DataFrame, pending_ids: set[int]) -> pd.DataFra
             best = found.get(pair)
             if best is None or _stronger(rule, best):
                 found[pair] = rule
-    rows = []
+    rows: Any = {}
+    if found:
+        ids = sorted({i for pair in found for i in pair})
+        rows = frame.loc[ids].to_dict("index")
+    out = []
     for (a, b), rule in found.items():
-        why_not = conflict(frame.loc[a], frame.loc[b])
+        why_not = conflict(rows[a], rows[b])
         outcome = rule.outcome if why_not is None else "blocked"
-        rows.append((a, b, rule.name if why_not is None else f"{rule.name} (blocked: {why_not})", outcome, rule.score))
-    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+        out.append((int(a), int(b), rule.name if why_not is None else f"{rule.name} (blocked: {why_not})",
+                    outcome, rule.score))
+    return pd.DataFrame(out, columns=PAIR_COLUMNS)
 
 
 def _stronger(new: Rule, old: Rule) -> bool:
