@@ -1,0 +1,1 @@
+"""Benchmarks, run on purpose (`make bench`), never as timed assertions in the test suite."""
