@@ -18,6 +18,8 @@ BUILT_IN: dict[str, str] = {
     "csv": "joinedup.adapters.files:CsvAdapter",
     "rest": "joinedup.adapters.rest:RestAdapter",
     "soap": "joinedup.adapters.soap:SoapAdapter",
+    "xml": "joinedup.adapters.xml_file:XmlFileAdapter",
+    "fixed_width": "joinedup.adapters.fixed_width:FixedWidthAdapter",
 }
 
 
