@@ -60,3 +60,31 @@ def current_model(folder: Path | None = None) -> tuple[TrainedModel, Path] | Non
     if path is None:
         return None
     return load_model(path), path
+
+
+def retrain_from_index(url: str | None = None) -> dict:
+    """Train a new model on every source record in the MCI and make it current.
+
+    Records keep their links: the new model is used from the next merge on. Refuses an
+    index smaller than ``min_records_for_model`` (say so rather than train on too little).
+    """
+    import pandas as pd
+    from sqlalchemy import select
+
+    from joinedup.mci.match import choose_model
+    from joinedup.mci.standardise import standardise
+    from joinedup.mci.store import SourceRecord, session_factory
+    from joinedup.mci.thresholds import load_thresholds
+
+    with session_factory(url)() as session:
+        rows = session.execute(select(SourceRecord.id, SourceRecord.record)).all()
+    frame = pd.DataFrame([{**rec, "record_id": rid} for rid, rec in rows])
+    thresholds = load_thresholds()
+    if len(frame) < thresholds.min_records_for_model:
+        raise ValueError(f"the index holds {len(frame)} source records, fewer than the "
+                         f"{thresholds.min_records_for_model} needed to train the match model "
+                         "(min_records_for_model in schemas/match.yaml)")
+    choice = choose_model(standardise(frame), thresholds, load_current=lambda: None,
+                          save=save_model, force_train=True)
+    return {"records": len(frame), "model_version": choice.model.model_version,
+            "model_file": str(choice.path), "training": choice.model.training}

@@ -59,11 +59,47 @@ def conflict(left: Mapping[str, Any], right: Mapping[str, Any]) -> str | None:
         and same_home
         and left.get("dob") and left.get("dob") == right.get("dob")
         and left.get("family_name_std") == right.get("family_name_std")
-        and left.get("given_name_std") and right.get("given_name_std")
-        and not (_roots(left.get("given_name_roots")) & _roots(right.get("given_name_roots")))
+        and given_names_differ(left, right)
     ):
         return "possible twins: same home, date of birth and family name, different given names"
     return None
+
+
+def _edit_distance_at_most_one(a: str, b: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours turns a into b."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
+
+
+def given_names_differ(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
+    """True when two given names are clearly two people's, not one person's spellings.
+
+    Not different: a shared name root (nickname), the same first word (a middle name
+    written into the given name), an initial that fits the other's first letter, or a
+    one-letter typo (Anddrew, Gray for Gary). Twins rarely differ by so little.
+    """
+    a, b = left.get("given_name_std"), right.get("given_name_std")
+    if not a or not b:
+        return False
+    if _roots(left.get("given_name_roots")) & _roots(right.get("given_name_roots")):
+        return False
+    first_a, first_b = a.split()[0], b.split()[0]
+    if first_a == first_b:
+        return False
+    if (len(first_a) == 1 or len(first_b) == 1) and first_a[0] == first_b[0]:
+        return False
+    return not _edit_distance_at_most_one(first_a, first_b)
 
 
 def _transposed(a: str, b: str) -> bool:
@@ -87,7 +123,7 @@ def never_same_cluster(left: Mapping[str, Any], right: Mapping[str, Any]) -> str
     if (
         dob_l and dob_r and dob_l != dob_r and not _transposed(dob_l, dob_r)
         and given_l and given_r and given_l[0] != given_r[0]
-        and not (_roots(left.get("given_name_roots")) & _roots(right.get("given_name_roots")))
+        and given_names_differ(left, right)
     ):
         return "different date of birth and given name"
     return None
