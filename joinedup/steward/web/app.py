@@ -1,0 +1,65 @@
+"""The workbench application: ``create_app()`` wires sessions, security headers, error pages,
+the static folder and the routers. Every router except sign-in depends on ``current_user`` and
+``csrf_protect``, so a new page is protected by being put on one of them."""
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from joinedup.mci.store import Base, get_engine, session_factory
+from joinedup.steward import models  # noqa: F401 - registers the workbench tables on Base
+from joinedup.steward.web import routes_audit, routes_auth, routes_person, routes_report, routes_review
+from joinedup.steward.web.render import HERE, render
+from joinedup.steward.web.security import SECURITY_HEADERS, CsrfRejected, Forbidden, LoginRequired, secret_key
+
+SESSION_HOURS = 8
+PUBLIC_PREFIXES = ("/login", "/static/")
+
+
+def create_app(db_url: str | None = None, *, secret: str | None = None, secure_cookies: bool | None = None) -> FastAPI:
+    """The workbench over the MCI at ``db_url`` (default: ``JOINEDUP_DB_URL`` or var/mci.sqlite)."""
+    app = FastAPI(title="JoinedUp steward workbench", docs_url=None, redoc_url=None, openapi_url=None)
+    engine = get_engine(db_url)
+    Base.metadata.create_all(engine)  # the workbench's tables, if the engine was made before they were known
+    app.state.sessions = session_factory(db_url)
+    if secure_cookies is None:
+        secure_cookies = os.environ.get("JOINEDUP_SECURE_COOKIES", "") in ("1", "true", "yes")
+    app.add_middleware(SessionMiddleware, secret_key=secret or secret_key(), session_cookie="joinedup_session",
+                       max_age=SESSION_HOURS * 3600, same_site="strict", https_only=secure_cookies)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"  # pages hold personal data
+        return response
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        if request.method == "GET" and "text/html" in request.headers.get("accept", "text/html"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            from urllib.parse import quote
+
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return PlainTextResponse("sign in first", status_code=401)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return render(request, "error.html", status_code=403, title="Not allowed", message=exc.message)
+
+    @app.exception_handler(CsrfRejected)
+    async def _csrf(request: Request, _exc: CsrfRejected) -> Response:
+        return PlainTextResponse("The form had expired or did not come from this workbench (CSRF check failed). "
+                                 "Go back, reload the page and try again.", status_code=403)
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(routes_auth.router)
+    for module in (routes_report, routes_review, routes_person, routes_audit):
+        app.include_router(module.router)
+    return app
