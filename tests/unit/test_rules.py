@@ -1,0 +1,70 @@
+"""Hard constraints and the deterministic rules, on hand-made match features."""
+from __future__ import annotations
+
+import pandas as pd
+
+from joinedup.mci.rules import candidate_pairs, conflict, given_names_differ, never_same_cluster
+from joinedup.mci.standardise import standardise
+
+
+def _features(*records: dict) -> dict[int, dict]:
+    frame = pd.DataFrame([{**r, "record_id": i} for i, r in enumerate(records)])
+    return standardise(frame).set_index("record_id", drop=False).to_dict("index")
+
+
+HOME = {"family_name": "Evans", "date_of_birth": "1990-04-01", "uprn": "100023336956",
+        "postcode": "NP20 1AB", "address_line_1": "3 Church Road"}
+
+
+def test_different_valid_ni_numbers_never_link() -> None:
+    f = _features({"given_name": "John", "family_name": "Smith", "ni_number": "AB123456C"},
+                  {"given_name": "John", "family_name": "Smith", "ni_number": "CE654321A"})
+    assert conflict(f[0], f[1]) == "different NI numbers"
+
+
+def test_different_valid_nhs_numbers_never_link() -> None:
+    f = _features({"given_name": "Ann", "nhs_number": "9434765919"}, {"given_name": "Ann", "nhs_number": "4010232137"})
+    assert conflict(f[0], f[1]) == "different NHS numbers"
+
+
+def test_twins_at_one_home_with_different_given_names_conflict() -> None:
+    f = _features({**HOME, "given_name": "Olivia"}, {**HOME, "given_name": "Oliver"})
+    assert conflict(f[0], f[1]).startswith("possible twins")
+
+
+def test_an_initial_a_typo_or_a_middle_name_is_not_a_twin() -> None:
+    for other in ("O", "Olivai", "Olivia Jane", "Olvia"):
+        f = _features({**HOME, "given_name": "Olivia"}, {**HOME, "given_name": other})
+        assert conflict(f[0], f[1]) is None, other
+
+
+def test_twin_rule_does_not_apply_when_the_ni_number_agrees() -> None:
+    f = _features({**HOME, "given_name": "Olivia", "ni_number": "AB123456C"},
+                  {**HOME, "given_name": "Mary", "ni_number": "AB123456C"})
+    assert conflict(f[0], f[1]) is None
+
+
+def test_given_names_differ_knows_nicknames() -> None:
+    f = _features({"given_name": "Margaret"}, {"given_name": "Peggy"}, {"given_name": "Susan"})
+    assert not given_names_differ(f[0], f[1])
+    assert given_names_differ(f[0], f[2])
+
+
+def test_parent_and_child_never_share_a_cluster() -> None:
+    f = _features({**HOME, "given_name": "David", "date_of_birth": "1960-02-03"},
+                  {**HOME, "given_name": "Rhys", "date_of_birth": "1990-04-01"},
+                  {**HOME, "given_name": "David", "date_of_birth": "1960-03-02"})
+    assert never_same_cluster(f[0], f[1]) == "different date of birth and given name"
+    assert never_same_cluster(f[0], f[2]) is None  # day and month transposed: same man
+
+
+def test_candidate_pairs_link_the_sure_case_and_block_the_twin() -> None:
+    frame = pd.DataFrame([
+        {**HOME, "given_name": "Olivia", "ni_number": "AB123456C", "record_id": 1},
+        {**HOME, "given_name": "Olivia", "ni_number": "AB123456C", "record_id": 2},
+        {**HOME, "given_name": "Oliver", "record_id": 3},
+    ])
+    pairs = candidate_pairs(standardise(frame), {1, 2, 3}).set_index(["record_id_l", "record_id_r"])
+    assert pairs.loc[(1, 2), "outcome"] == "link" and pairs.loc[(1, 2), "rule"] == "ni_and_dob"
+    assert pairs.loc[(1, 3), "outcome"] == "blocked"
+    assert pairs.loc[(2, 3), "outcome"] == "blocked"
