@@ -1,0 +1,65 @@
+"""``joinedup link`` on small canonical CSV files, through the real typer command."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+from typer.testing import CliRunner
+
+from joinedup.cli.link import link
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command(name="link")(link)
+    app.command(name="noop")(lambda: None)  # two commands: typer keeps the subcommand name
+    return app
+
+
+def _run(*args: str):  # noqa: ANN202
+    return CliRunner().invoke(_app(), ["link", *args])
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_link_writes_master_ids_per_source_record(tmp_path: Path) -> None:
+    revenues = _write(tmp_path / "revenues.csv",
+                      "source_key,given_name,family_name,date_of_birth,ni_number,postcode,shoe_size\n"
+                      "R1,John,Smith,1980-01-02,AB123456C,NP20 1AB,9\n"
+                      "R2,Olivia,Evans,1990-04-01,,NP20 1AB,4\n")
+    housing = _write(tmp_path / "housing_extract.csv",
+                     "source_system,source_key,given_name,family_name,date_of_birth,ni_number,postcode\n"
+                     "housing,H1,Jon,Smith,1980-01-02,AB123456C,NP20 1AB\n"
+                     "housing,H2,Oliver,Evans,1990-04-01,,NP20 1AB\n")
+    out, pairs = tmp_path / "out.csv", tmp_path / "pairs.csv"
+    result = _run(str(revenues), str(housing), "--out", str(out), "--pairs", str(pairs))
+    assert result.exit_code == 0, result.output
+    assert "ignoring unknown column(s) shoe_size" in result.output
+    assert "deterministic rules only: 4 records" in result.output
+    frame = pd.read_csv(out, dtype=str)
+    assert list(frame.columns) == ["source_system", "source_key", "master_id"]
+    master = {(s, k): m for s, k, m in frame.itertuples(index=False)}
+    assert set(master) == {("revenues", "R1"), ("revenues", "R2"), ("housing", "H1"), ("housing", "H2")}
+    assert master[("revenues", "R1")] == master[("housing", "H1")]  # same NI number and DOB
+    assert master[("revenues", "R2")] != master[("housing", "H2")]  # not linked: different first names
+    scored = pd.read_csv(pairs, dtype=str)
+    assert {"match_probability", "outcome"} <= set(scored.columns)
+    assert "link" in set(scored.outcome)
+
+
+def test_missing_columns_are_fine_and_errors_name_the_file(tmp_path: Path) -> None:
+    only_keys = _write(tmp_path / "hr.csv", "source_key,family_name\nE1,Jones\nE2,Jones\n")
+    out = tmp_path / "out.csv"
+    assert _run(str(only_keys), "--out", str(out)).exit_code == 0
+    assert len(pd.read_csv(out)) == 2
+    no_key = _write(tmp_path / "bad.csv", "given_name\nAnn\n")
+    failed = _run(str(no_key), "--out", str(out))
+    assert failed.exit_code == 2 and "bad.csv" in failed.output and "source_key" in failed.output
+    dup = _write(tmp_path / "dup.csv", "source_key,given_name\nX1,Ann\nX1,Bob\n")
+    failed = _run(str(dup), "--out", str(out))
+    assert failed.exit_code == 2 and "duplicated" in failed.output
+    assert "Ann" not in failed.output and "Bob" not in failed.output  # no personal data in errors
