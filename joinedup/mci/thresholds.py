@@ -58,7 +58,7 @@ def match_config_path() -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str) -> MatchThresholds:
+def _load(path: str, mtime_ns: int) -> MatchThresholds:  # mtime: an edited file is re-read
     return load_model(Path(path), MatchThresholds)
 
 
@@ -68,4 +68,6 @@ def load_thresholds(path: str | Path | None = None) -> MatchThresholds:
     target = Path(path) if path else match_config_path()
     if path is None and not target.is_file():
         return MatchThresholds()
-    return _load(str(target.resolve()))
+    if not target.is_file():
+        raise FileNotFoundError(f"match thresholds file {target} not found")
+    return _load(str(target.resolve()), target.stat().st_mtime_ns)

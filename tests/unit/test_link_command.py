@@ -63,3 +63,21 @@ def test_missing_columns_are_fine_and_errors_name_the_file(tmp_path: Path) -> No
     failed = _run(str(dup), "--out", str(out))
     assert failed.exit_code == 2 and "duplicated" in failed.output
     assert "Ann" not in failed.output and "Bob" not in failed.output  # no personal data in errors
+
+
+def test_thresholds_file_is_validated_and_names_the_line(tmp_path: Path) -> None:
+    data = _write(tmp_path / "people.csv", "source_key,given_name\nX1,Ann\n")
+    bad = _write(tmp_path / "match.yaml", "link_weight: 8\nreview_weight: 9\nlink_wieght: 3\n")
+    result = _run(str(data), "--out", str(tmp_path / "out.csv"), "--thresholds", str(bad))
+    assert result.exit_code == 2
+    assert "line 3: link_wieght: unknown key" in result.output
+    _write(bad, "link_weight: 8\nreview_weight: 9\n")
+    result = _run(str(data), "--out", str(tmp_path / "out.csv"), "--thresholds", str(bad))
+    assert result.exit_code == 2 and "review_weight <= link_weight" in result.output
+
+
+def test_threshold_outcomes() -> None:
+    from joinedup.mci.thresholds import MatchThresholds
+
+    t = MatchThresholds(link_weight=8, review_weight=0, merge_weight=12)
+    assert [t.outcome(w) for w in (8.0, 7.9, 0.0, -0.1)] == ["link", "review", "review", "new person"]
