@@ -42,7 +42,9 @@ def create_app(db_url: str | None = None, *, secret: str | None = None, secure_c
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _exc: LoginRequired) -> Response:
-        if request.method == "GET" and "text/html" in request.headers.get("accept", "text/html"):
+        accept = request.headers.get("accept", "")
+        wants_data = "application/json" in accept and "text/html" not in accept
+        if request.method == "GET" and not wants_data:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             from urllib.parse import quote
 
