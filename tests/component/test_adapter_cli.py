@@ -1,7 +1,6 @@
 """``joinedup adapter list/check/new`` and the standard check, on the real simulators."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -39,22 +38,18 @@ def test_list_fails_on_an_invalid_source_and_says_where(project: Path) -> None:
 
 
 def test_check_passes_on_each_simulated_source(project: Path, council, monkeypatch) -> None:
-    drops = project / "var" / "drops"
-    with start_council_servers(council.records, drops / "incoming") as running:
-        for name, pattern in (("socialcare", "socialcare_*.xml"), ("hr", "hr_*.dat")):
-            (drops / name).mkdir(parents=True)
-            for path in (drops / "incoming").glob(pattern):
-                shutil.move(path, drops / name / path.name)
+    drops = project / "var" / "drops" / "council"
+    with start_council_servers(council.records, drops) as running:
         for key, value in running.env().items():
             monkeypatch.setenv(key, value)
         for name in ("housing", "socialcare", "hr"):
             report = check_source(name)
             assert report.ok, report.render()
             assert [s.name for s in report.steps][-2:] == ["schema", "quality"]
-        waiting = sorted(p.name for p in (drops / "hr").iterdir())
+        waiting = sorted(p.name for p in drops.iterdir())
         result = runner.invoke(adapter_app, ["check", "hr"])
     assert result.exit_code == 0 and "verdict: PASS" in result.output
-    assert sorted(p.name for p in (drops / "hr").iterdir()) == waiting  # the check moved nothing
+    assert sorted(p.name for p in drops.iterdir()) == waiting  # the check moved nothing
     for person in council.records["hr"][:20]:
         assert person["SURNAME"] not in result.output  # counts and names of rules only
 
@@ -69,7 +64,7 @@ def test_check_says_what_failed_and_stops(project: Path, monkeypatch) -> None:
 
 
 def test_check_fails_on_schema_drift(project: Path, council) -> None:
-    drops = project / "var" / "drops" / "hr"
+    drops = project / "var" / "drops" / "council"
     drops.mkdir(parents=True)
     fd.write_hr_extract(council.records["hr"], drops, fd.date(2024, 1, 1))
     mapping = project / "mappings" / "hr.yaml"

@@ -20,7 +20,8 @@ def council():
 
 
 def folder(project: Path, source: str) -> Path:
-    path = project / "var" / "drops" / source
+    """The drop folder the council's source configuration names (shared by the file drops)."""
+    path = project / "var" / load_source(project / "adapters" / f"{source}.yaml").options["drop_folder"]
     path.mkdir(parents=True, exist_ok=True)
     return path
 

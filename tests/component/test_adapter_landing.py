@@ -3,7 +3,6 @@ real simulators on loopback; and a revenues run whose server dies mid-way, then 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -49,15 +48,11 @@ def sources(project: Path) -> Path:
 
 
 def start(project: Path, council, monkeypatch, revenues_failures: FailurePlan | None = None):
-    drops = project / "var" / "drops"
+    """The council's servers up, its file drops in var/drops/council (as the demo does)."""
     running = start_council_servers(
-        council.records, drops / "incoming",
+        council.records, project / "var" / "drops" / "council",
         options=CouncilOptions(revenues=RevenuesRestOptions(failures=revenues_failures or FailurePlan()),
                                housing=HousingSoapOptions()))
-    for name, pattern in (("socialcare", "socialcare_*.xml"), ("hr", "hr_*.dat")):
-        (drops / name).mkdir(parents=True, exist_ok=True)
-        for path in (drops / "incoming").glob(pattern):
-            shutil.move(path, drops / name / path.name)
     for key, value in running.env().items():
         monkeypatch.setenv(key, value)
     return running
@@ -97,7 +92,7 @@ def test_each_source_lands_end_to_end(sources: Path, council, monkeypatch) -> No
         # the next night, nothing has changed: nothing is fetched again
         for source in KEYS:
             assert land(source, "night-2")["rows_landed"] == 0, source
-    hr_processed = sources / "var" / "drops" / "hr" / "processed"
+    hr_processed = sources / "var" / "drops" / "council" / "processed"
     assert len(list(hr_processed.glob("hr_*.dat"))) == 1
 
 
