@@ -1,0 +1,176 @@
+"""The workbench in a real browser: Debian's chromium driven by Playwright, against the app
+served by uvicorn on loopback, over an index the real pipeline built.
+
+A steward signs in, reads the night report, opens the queue, accepts a pair with the keyboard,
+sees the person merged, unmerges, and an admin checks the audit log; a viewer without the
+social-care permission sees the social-care record masked. Screenshots of the main pages go
+to docs/screenshots/ (shown in the README)."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.component.test_workbench_setup import SECRET_VALUES, build_index, records_by_key
+from tests.conftest import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = REPO / "docs" / "screenshots"
+PASSWORD = "correct horse battery"
+
+
+def _need_browser() -> None:
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append(f"{CHROMIUM} (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append('the playwright package (pip install "playwright>=1.50,<2")')
+    if missing:
+        message = "browser test needs " + " and ".join(missing)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        print(f"SKIPPED: {message}")
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict]]:
+    """The workbench on a free loopback port, over tonight's index; users ada (admin, social
+    care), sam (steward) and vic (viewer)."""
+    _need_browser()
+    import uvicorn
+
+    from joinedup.mci.store import _engine_for, session_factory
+    from joinedup.steward.users import add_user
+    from joinedup.steward.web import create_app
+
+    (project / "var").mkdir(exist_ok=True)
+    monkeypatch.setenv("JOINEDUP_DB_URL", f"sqlite:///{project / 'var' / 'mci.sqlite'}")
+    build_index(project)
+    app = create_app(secret="b" * 40)
+    with session_factory()() as session:
+        add_user(session, "ada", PASSWORD, "admin", socialcare=True)
+        add_user(session, "sam", PASSWORD, "steward")
+        add_user(session, "vic", PASSWORD, "viewer")
+        session.commit()
+        keys = {k: (r.id, r.master_id) for k, r in records_by_key(session).items()}
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}", keys
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        _engine_for.cache_clear()
+
+
+def _sign_in(page, base: str, username: str) -> None:  # noqa: ANN001
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/report")
+
+
+def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server) -> None:  # noqa: ANN001
+    from playwright.sync_api import expect, sync_playwright
+
+    base, keys = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 820})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)  # CSP violations land here
+        page.goto(f"{base}/report")
+        expect(page).to_have_url(f"{base}/login?next=%2Freport")
+        page.screenshot(path=SHOTS / "login.png")
+        _sign_in(page, base, "ada")
+
+        expect(page.locator("h1")).to_have_text("Night report")
+        expect(page.locator(".card").first).to_contain_text("records auto-linked")
+        expect(page.locator("svg.chart rect").first).to_be_visible()
+        page.screenshot(path=SHOTS / "report.png", full_page=True)
+
+        page.click("header nav >> text=Review queue")
+        rows = page.locator("table.queue tbody tr")
+        expect(rows).to_have_count(3)
+        page.screenshot(path=SHOTS / "queue.png", full_page=True)
+        page.keyboard.press("j")  # the first row is selected
+        expect(rows.first).to_have_class("selected")
+        page.locator("table.queue tbody tr", has_text="Catherine").click()
+        expect(page.locator("tr.differs").first).to_be_visible()
+        page.fill("textarea[name=comment]", "moved from Oak Way to Elm Close")
+        page.screenshot(path=SHOTS / "pair.png", full_page=True)
+        page.locator("textarea[name=comment]").blur()
+        page.keyboard.press("a")  # accept
+        flash = page.locator(".flash").first
+        expect(flash).to_contain_text("Merged")
+        flash.get_by_role("link").click()
+
+        survivor = keys["500000014"][1]
+        expect(page).to_have_url(f"{base}/person/{survivor}")
+        expect(page.locator("table.records thead")).to_contain_text("revenues/500000015")
+        expect(page.locator("ol.timeline")).to_contain_text("absorbed")
+        expect(page.locator("td.winner").first).to_be_visible()
+        page.screenshot(path=SHOTS / "person.png", full_page=True)
+
+        page.locator("table.records thead th", has_text="revenues/500000015").locator("input[type=checkbox]").check()
+        page.fill("input[name=reason]", "two different people")
+        page.click("text=Split the chosen records into a new person")
+        expect(page.locator(".flash").first).to_contain_text("Split 1 record(s)")
+        expect(page.locator("table.records thead")).not_to_contain_text("revenues/500000015")
+        expect(page.locator("ol.timeline")).to_contain_text("records split off into")
+
+        page.goto(f"{base}/search?q=hughes")
+        expect(page.locator("table tbody tr")).to_have_count(2)  # two persons again
+        page.screenshot(path=SHOTS / "search.png", full_page=True)
+
+        page.click("header nav >> text=Audit log")
+        audit = page.locator("table.audit tbody")
+        for action in ("accept", "unmerge", "view person", "view pair", "login"):
+            expect(audit).to_contain_text(action)
+        page.screenshot(path=SHOTS / "audit.png", full_page=True)
+        page.click("text=Sign out")
+        expect(page).to_have_url(f"{base}/login")
+
+        # a viewer without the social-care permission: the social-care record is masked
+        _sign_in(page, base, "vic")
+        page.goto(f"{base}/person/{keys['500000001'][1]}")
+        expect(page.locator("table.records thead")).to_contain_text("Restricted record in a special-category system")
+        html = page.content()
+        for secret in SECRET_VALUES:
+            assert secret not in html, secret
+        expect(page.locator(".unmerge-box")).to_have_count(0)  # a viewer cannot unmerge
+        page.screenshot(path=SHOTS / "person_restricted.png", full_page=True)
+        browser.close()
+    assert not problems, problems
+
+    from joinedup.mci.store import ReviewPair, SourceRecord, session_factory
+
+    with session_factory()() as session:
+        assert session.scalar(select(ReviewPair.status).where(ReviewPair.record_id_l == keys["500000014"][0])) == "accepted"
+        assert session.get(SourceRecord, keys["500000015"][0]).master_id not in (None, survivor)
