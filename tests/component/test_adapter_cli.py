@@ -42,7 +42,7 @@ def test_check_passes_on_each_simulated_source(project: Path, council, monkeypat
     with start_council_servers(council.records, drops) as running:
         for key, value in running.env().items():
             monkeypatch.setenv(key, value)
-        for name in ("housing", "socialcare", "hr"):
+        for name in ("housing", "socialcare", "hr", "revenues"):
             report = check_source(name)
             assert report.ok, report.render()
             assert [s.name for s in report.steps][-2:] == ["schema", "quality"]
