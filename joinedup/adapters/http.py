@@ -34,6 +34,7 @@ class HttpSettings(BaseModel):
     jitter_seconds: float = Field(0.5, ge=0, le=60, description="Random extra wait added to each backoff, so clients do not retry in step.")
     retry_after_max_seconds: int = Field(300, ge=0, le=3600, description="Longest wait a server's Retry-After may ask for.")
     rate_limit_per_second: float | None = Field(None, gt=0, le=10_000, description="Client-side cap on requests per second (None: no cap).")
+    use_environment_proxies: bool = Field(False, description="Honour HTTPS_PROXY/NO_PROXY (and .netrc) from the environment; off so nothing is picked up by accident.")
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -104,5 +105,5 @@ def make_session(settings: HttpSettings | None = None, *, methods: Collection[st
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
-    session.trust_env = False  # no proxies or .netrc credentials picked up by accident
+    session.trust_env = settings.use_environment_proxies  # no proxy or .netrc credentials by accident
     return session
