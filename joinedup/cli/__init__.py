@@ -9,13 +9,22 @@ from typing import Annotated
 
 import typer
 
+from joinedup.cli.adapter import adapter_app
+from joinedup.cli.link import link
 from joinedup.cli.mci import mci_app
+from joinedup.cli.serve import serve, users_app
 from joinedup.cli.simulate import evaluate_command, simulate_app
+from joinedup.cli.train import train
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JoinedUp: council integration hub and master citizen index.")
 app.add_typer(mci_app, name="mci")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(adapter_app, name="adapter")
+app.add_typer(users_app, name="users")
 app.command("evaluate")(evaluate_command)
+app.command("link")(link)
+app.command("serve")(serve)
+mci_app.command("train")(train)
 
 
 def _sources(only: list[str] | None) -> list[str]:
