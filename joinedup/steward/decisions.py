@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from joinedup.mci.cluster import plan_clusters
@@ -188,6 +188,16 @@ def unmerge(session: Session, master_id: str, record_ids: list[int], username: s
     for rid in sorted(chosen):
         session.add(PersonEvent(master_id=new_id, kind="linked", source_record_id=rid, run_id=run_id, actor=username,
                                 reason="steward split", evidence={"rule": "steward split", "score": None}))
+    # A must-link across the split (an earlier accept) would be forced back by the next night:
+    # the split supersedes it. The accepted review pair and the person events keep the history.
+    superseded = session.execute(delete(StewardDecision).where(
+        StewardDecision.kind == "must_link",
+        or_(and_(StewardDecision.record_id_l.in_(chosen), StewardDecision.record_id_r.in_(members - chosen)),
+            and_(StewardDecision.record_id_r.in_(chosen), StewardDecision.record_id_l.in_(members - chosen))))).rowcount
+    if superseded:
+        session.add(PersonEvent(master_id=master_id, kind="must_links_superseded", other_master_id=new_id,
+                                run_id=run_id, actor=username, reason="split",
+                                evidence={"must_links_removed": superseded}))
     for a in sorted(chosen):
         for b in sorted(members - chosen):
             session.add(StewardDecision(kind="cannot_link", record_id_l=min(a, b), record_id_r=max(a, b),

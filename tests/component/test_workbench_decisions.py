@@ -100,3 +100,26 @@ def test_accepting_a_pair_with_different_ni_numbers_is_refused(project: Path, mc
         pair = session.scalar(select(ReviewPair.id).where(ReviewPair.record_id_l == a, ReviewPair.record_id_r == b))
         with pytest.raises(DecisionError, match="different valid NI numbers"):
             accept_pair(session, pair, "sam")
+
+
+def test_a_split_after_an_accept_survives_the_next_night(project: Path, mci_db: str) -> None:
+    """The split supersedes the earlier must-link, which the night would otherwise force back."""
+    from joinedup.mci.match import run_match
+    from joinedup.mci.store import SourceRecord, StewardDecision, session_factory
+    from joinedup.steward.decisions import accept_pair, unmerge
+
+    build_index(project)
+    with session_factory()() as session:
+        recs = records_by_key(session)
+        catherine, kate = recs["500000014"].id, recs["500000015"].id
+        out = accept_pair(session, _pair(session, "500000014", "500000015"), "sam")
+        session.commit()
+        split = unmerge(session, out.master_id, [kate], "sam")
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(StewardDecision).where(StewardDecision.kind == "must_link")) == 0
+        session.execute(update(SourceRecord).where(SourceRecord.id.in_([kate, catherine])).values(match_status="pending"))
+        session.commit()
+        run_match(session, "night-2")
+        session.commit()
+        assert session.get(SourceRecord, kate).master_id == split.new_master_id
+        assert session.get(SourceRecord, catherine).master_id == out.master_id

@@ -44,14 +44,15 @@ def weight_chart(linked: list[float], review: list[float], title: str = "Match s
             f'xmlns="http://www.w3.org/2000/svg"><title id="chart-title">{escape(title)}</title>')
     if not edges:
         return head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#5b6b7c">No scores this night</text></svg>'
-    top = max(a + b for a, b in zip(n_linked, n_review)) or 1
+    highest = max(a + b for a, b in zip(n_linked, n_review)) or 1
+    top = max(4, math.ceil(highest / 4) * 4)  # four whole-number grid steps
     plot_w, plot_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
     bar_w = plot_w / len(n_linked)
     parts = [head]
     for i in range(5):  # horizontal grid and counts
         y = PAD_T + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{PAD_L}" x2="{WIDTH - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e8ee"/>')
-        parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#5b6b7c">{round(top * i / 4)}</text>')
+        parts.append(f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#5b6b7c">{top * i // 4}</text>')
     for i, (a, b) in enumerate(zip(n_linked, n_review)):
         x = PAD_L + i * bar_w + 1
         h_a, h_b = plot_h * a / top, plot_h * b / top

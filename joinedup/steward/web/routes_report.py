@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from joinedup.mci.store import PersonEvent, QuarantinedRow, ReviewPair, Run
+from joinedup.mci.store import PersonEvent, QuarantinedRow, ReviewPair, Run, SourceRecord
 from joinedup.steward.report import report_figures
 from joinedup.steward.users import CurrentUser
 from joinedup.steward.web.chart import weight_chart
@@ -27,8 +27,11 @@ def _nights(session: Session) -> list[Run]:
 
 
 def _scores(session: Session, run_id: str) -> tuple[list[float], list[float]]:
-    linked = [e.get("score") for e in session.scalars(select(PersonEvent.evidence).where(
-        PersonEvent.run_id == run_id, PersonEvent.kind == "linked")) if isinstance(e, dict)]
+    """Link scores of the records linked on the night (not those linked as a new person), and
+    the scores of the pairs the night sent for review."""
+    linked = list(session.scalars(select(SourceRecord.link_score).join(
+        PersonEvent, PersonEvent.source_record_id == SourceRecord.id).where(
+        PersonEvent.run_id == run_id, PersonEvent.kind == "linked", SourceRecord.link_score.is_not(None))))
     review = list(session.scalars(select(ReviewPair.score).where(ReviewPair.run_id == run_id)))
     return [float(s) for s in linked if isinstance(s, (int, float))], [float(s) for s in review if s is not None]
 
