@@ -22,6 +22,7 @@
     row.addEventListener("click", function (ev) { if (ev.target.tagName !== "A") { window.location = row.dataset.href; } });
   });
   document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && typing(document.activeElement)) { document.activeElement.blur(); return; }
     if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(document.activeElement)) { return; }
     var key = ev.key;
     if (rows.length) {
