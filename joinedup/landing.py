@@ -22,6 +22,7 @@ from typing import Any
 from joinedup.paths import landing_dir
 
 MANIFEST = "manifest.json"
+PROGRESS = "progress.json"  # the pages landed so far by an unfinished run
 
 
 def safe_run_id(run_id: str) -> str:
@@ -35,6 +36,7 @@ class PageEntry:
     origin: str
     rows: int
     sha256: str
+    cursor: str | None = None  # the source's watermark after this page
 
 
 @dataclass
@@ -81,36 +83,48 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 class LandingWriter:
     """Lands the pages of one (source, run). Re-opening an unfinished run keeps the pages
-    already landed (they may have been acknowledged to the source) and adds to them."""
+    already landed (they may have been acknowledged to the source) and resumes from the
+    cursor after the last of them, so nothing is fetched twice and nothing is lost.
+
+    Order per page: page file, then ``progress.json``, then the caller acknowledges it to the
+    source. A page file not yet in progress.json was never acknowledged: it is dropped and
+    fetched again."""
 
     def __init__(self, source_system: str, run_id: str, cursor_before: str | None) -> None:
         self.folder = landing_dir() / source_system / safe_run_id(run_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         for stale in self.folder.glob("*.tmp"):
             stale.unlink()
-        pages = [
-            PageEntry(p.name, "resumed", *_count_and_hash(p)) for p in sorted(self.folder.glob("page-*.jsonl"))
-        ]
+        pages: list[PageEntry] = []
+        progress = self.folder / PROGRESS
+        if progress.exists():
+            pages = [PageEntry(**p) for p in json.loads(progress.read_text(encoding="utf-8"))["pages"]]
+        known = {p.file for p in pages}
+        for orphan in self.folder.glob("page-*.jsonl"):
+            if orphan.name not in known:
+                orphan.unlink()
         self.manifest = Manifest(source_system, run_id, cursor_before, pages=pages)
 
-    def write_page(self, records: list[dict[str, Any]], origin: str) -> PageEntry:
+    @property
+    def resume_cursor(self) -> str | None:
+        """Where a resumed run continues: the cursor after the last landed page, if any."""
+        return next((p.cursor for p in reversed(self.manifest.pages) if p.cursor), None)
+
+    def write_page(self, records: list[dict[str, Any]], origin: str, cursor: str | None = None) -> PageEntry:
         body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode("utf-8")
         name = f"page-{len(self.manifest.pages) + 1:05d}.jsonl"
         _atomic_write(self.folder / name, body)
-        entry = PageEntry(name, origin, len(records), hashlib.sha256(body).hexdigest())
+        entry = PageEntry(name, origin, len(records), hashlib.sha256(body).hexdigest(), cursor)
         self.manifest.pages.append(entry)
+        _atomic_write(self.folder / PROGRESS, json.dumps({"pages": [asdict(p) for p in self.manifest.pages]}).encode())
         return entry
 
     def complete(self, cursor_after: str | None) -> Manifest:
         self.manifest.cursor_after = cursor_after
         self.manifest.completed_at = datetime.now(timezone.utc).isoformat()
         _atomic_write(self.folder / MANIFEST, json.dumps(self.manifest.to_json(), indent=2).encode())
+        (self.folder / PROGRESS).unlink(missing_ok=True)
         return self.manifest
-
-
-def _count_and_hash(path: Path) -> tuple[int, str]:
-    body = path.read_bytes()
-    return body.count(b"\n"), hashlib.sha256(body).hexdigest()
 
 
 def completed_manifest(source_system: str, run_id: str) -> Manifest | None:

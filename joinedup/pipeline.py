@@ -88,8 +88,9 @@ def land(source_name: str, run_id: str) -> dict[str, Any]:
             cursor = stored.cursor if stored else None
             adapter = build_adapter(config)
             writer = LandingWriter(source_name, run_id, cursor)
+            cursor = writer.resume_cursor or cursor
             for page in adapter.extract(cursor):
-                writer.write_page(page.records, page.origin)
+                writer.write_page(page.records, page.origin, page.cursor)
                 adapter.acknowledge(page)
                 cursor = page.cursor or cursor
             manifest = writer.complete(cursor)

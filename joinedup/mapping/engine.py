@@ -91,6 +91,8 @@ def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> p
                 values = fn(values, **step.params)
             except TypeError as exc:
                 raise ValueError(f"{spec.path}: field {name}, transform {step.name}: bad parameters ({exc})") from None
+            if getattr(fn, "may_be_empty", False):
+                present = present & ~_blank(values)
         lost = present & _blank(values)
         for pos in lost.to_numpy().nonzero()[0]:
             issues[pos].append(name)

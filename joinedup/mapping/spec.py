@@ -14,7 +14,7 @@ Keys under ``fields`` must be canonical field names; every problem is reported w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -60,7 +60,10 @@ class FieldRule(BaseModel):
     @classmethod
     def _known_transforms(cls, steps: list[TransformStep]) -> list[TransformStep]:
         for step in steps:
-            get_transform(step.name)  # UnknownTransform lists the known names
+            try:
+                get_transform(step.name)
+            except KeyError as exc:  # UnknownTransform: its message lists the known names
+                raise ValueError(str(exc)) from None
         return steps
 
     @model_validator(mode="after")
@@ -75,21 +78,20 @@ class FieldRule(BaseModel):
         return [self.source] if isinstance(self.source, str) else list(self.source)
 
 
+CanonicalField = Literal[tuple(person_fields())]  # type: ignore[valid-type]
+
+
 class MappingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: str = ""
     columns: list[str] | None = Field(None, description="Every column the source sends; used to detect schema drift.")
     optional_columns: list[str] = Field(default_factory=list, description="Columns the source may leave out.")
-    fields: dict[str, FieldRule]
+    fields: dict[CanonicalField, FieldRule]  # a key that is no canonical field is reported with the others
     path: Path | None = Field(None, exclude=True)
 
     @field_validator("fields")
     @classmethod
     def _canonical_fields(cls, fields: dict[str, FieldRule], info: ValidationInfo) -> dict[str, FieldRule]:
-        known = person_fields()
-        unknown = [f for f in fields if f not in known]
-        if unknown:
-            raise ValueError(f"not canonical field(s): {', '.join(unknown)}; known: {', '.join(known)}")
         if "source_key" not in fields:
             raise ValueError("source_key must be mapped: it is the record's key in its source system")
         if "source_system" in fields:

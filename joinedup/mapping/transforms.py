@@ -30,12 +30,15 @@ class UnknownTransform(KeyError):
         return self.args[0]
 
 
-def transform(name: str) -> Callable[[Transform], Transform]:
-    """Register ``fn`` under ``name``."""
+def transform(name: str, *, may_be_empty: bool = False) -> Callable[[Transform], Transform]:
+    """Register ``fn`` under ``name``. ``may_be_empty``: an empty result from a present value is
+    a legitimate answer (``split_name`` of a name with no middle part), not a value the mapping
+    failed to convert, so the engine does not quarantine the row for it."""
 
     def register(fn: Transform) -> Transform:
         if name in TRANSFORMS:
             raise ValueError(f"transform {name!r} registered twice")
+        fn.may_be_empty = may_be_empty  # type: ignore[attr-defined]
         TRANSFORMS[name] = fn
         return fn
 
@@ -185,7 +188,7 @@ def normalise_title(values: pd.Series) -> pd.Series:
 _NAME_PARTS = ("title", "given", "middle", "family")
 
 
-@transform("split_name")
+@transform("split_name", may_be_empty=True)
 def split_name(values: pd.Series, part: str) -> pd.Series:
     """One part of a full name: ``part`` is title, given, middle or family.
 
