@@ -180,8 +180,10 @@ def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: Matc
 
 def links_from(decisions: pd.DataFrame, must_link: list[tuple[int, int]],
                cannot_link: set[frozenset[int]]) -> list[Link]:
-    """Links to join: steward must-links, then the pairs decided 'link' (minus cannot-links)."""
-    links = [Link(int(a), int(b), RULE_STRENGTH * 2, MUST_LINK) for a, b in must_link]
+    """Links to join: steward must-links, then the pairs decided 'link' (minus cannot-links).
+    A cannot-link on the same pair (a later split, say) outweighs a must-link."""
+    links = [Link(int(a), int(b), RULE_STRENGTH * 2, MUST_LINK) for a, b in must_link
+             if frozenset((a, b)) not in cannot_link]
     for a, b, rule, outcome, weight in zip(decisions.record_id_l, decisions.record_id_r, decisions["rule"],
                                            decisions.outcome, decisions.match_weight):
         if outcome != "link" or frozenset((a, b)) in cannot_link:
