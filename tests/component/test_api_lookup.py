@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.component.api_fixtures import build_index
+from tests.component.test_api_support import build_index
 
 PROBLEM = "application/problem+json"
 BILL = {"given_name": "Bill", "family_name": "Smyth", "date_of_birth": "3/4/1961", "postcode": "ab12 3dx"}
