@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from joinedup.cli.adapter import adapter_app
+from joinedup.cli.airflow_cmd import airflow
 from joinedup.cli.link import link
 from joinedup.cli.mci import mci_app
 from joinedup.cli.serve import serve, users_app
@@ -24,6 +25,7 @@ app.add_typer(users_app, name="users")
 app.command("evaluate")(evaluate_command)
 app.command("link")(link)
 app.command("serve")(serve)
+app.command("airflow", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(airflow)
 mci_app.command("train")(train)
 
 

@@ -93,3 +93,12 @@ def test_night_through_airflow_builds_the_index(project: Path, mci_db: str) -> N
     # Airflow really ran it: its metadata DB has the DAG runs
     log = next((project / "var" / "logs").glob("night_night-1.log")).read_text()
     assert "dags test joinedup_source_revenues" in log and "dags test joinedup_merge" in log
+
+
+@pytest.mark.airflow
+def test_joinedup_airflow_passes_through_with_the_projects_configuration(project: Path) -> None:
+    env = _airflow_env(project)
+    joinedup = shutil.which("joinedup", path=str(Path(sys.executable).parent)) or "joinedup"
+    out = subprocess.run([joinedup, "airflow", "config", "get-value", "core", "dags_folder"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith(str(project / "dags"))
