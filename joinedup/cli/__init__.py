@@ -84,6 +84,18 @@ def sync(name: str, night: Annotated[str | None, typer.Option()] = None) -> None
 
 
 @app.command()
+def replay(
+    name: str,
+    landed: Annotated[list[str] | None, typer.Option("--landed", help="Only batches landed by this night (repeatable).")] = None,
+    night: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Re-run mapping, the quality gate and staging from landed data, without the source."""
+    from joinedup.pipeline import new_run_id, replay as do_replay
+
+    typer.echo(json.dumps(do_replay(_sources([name])[0], night or new_run_id("replay"), nights=landed), indent=2))
+
+
+@app.command()
 def merge(night: Annotated[str | None, typer.Option()] = None) -> None:
     """Match, cluster, golden records and the report, in this process."""
     from joinedup.pipeline import merge as do_merge, new_run_id

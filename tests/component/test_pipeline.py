@@ -141,3 +141,28 @@ def test_changed_record_is_rematched_and_keeps_its_master_id(project: Path, mci_
         assert person.golden["postcode"] == "NP20 9XY"  # most recent address wins
         assert person.golden_sources["postcode"] == "revenues/500000004"
     assert not moved.exists()
+
+
+def test_replay_after_a_mapping_fix_loads_the_batch_without_the_source(project: Path, mci_db: str) -> None:
+    from joinedup.mci.store import QuarantinedRow, SourceRecord, session_factory
+    from joinedup.pipeline import replay, sync_source
+    from joinedup.quality.gate import QualityGateFailed
+
+    _set_threshold(project, 0.2)
+    mapping = project / "mappings" / "revenues.yaml"
+    good = mapping.read_text()
+    mapping.write_text(good.replace('formats: ["%d/%m/%Y", "%Y-%m-%d"]', 'formats: ["%Y-%m-%d"]'))  # a mistake
+    drop = drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
+    with pytest.raises(QualityGateFailed):
+        sync_source("revenues", "night-1")  # every date of birth unmappable: nothing loaded
+    assert not drop.exists()  # the file was landed and moved: the source is not asked again
+    mapping.write_text(good)  # the engineer fixes the mapping
+    out = replay("revenues", "replay-1")
+    assert out["batches_replayed"] == 1 and out["rows_failed"] == 2 and out["new"] == 10
+    with session_factory()() as session:
+        assert session.scalar(select(func.count()).select_from(SourceRecord)) == 10
+        statuses = sorted((q.source_key, q.rule, q.status) for q in session.scalars(select(QuarantinedRow)))
+    assert ("500000007", "value_not_mappable", "open") in statuses
+    assert ("500000008", "ni_number_valid", "open") in statuses
+    assert all(status == "replayed" for key, rule, status in statuses
+               if (key, rule) not in {("500000007", "value_not_mappable"), ("500000008", "ni_number_valid")})
