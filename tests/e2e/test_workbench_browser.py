@@ -4,7 +4,8 @@ served by uvicorn on loopback, over an index the real pipeline built.
 A steward signs in, reads the night report, opens the queue, accepts a pair with the keyboard,
 sees the person merged, unmerges, and an admin checks the audit log; a viewer without the
 social-care permission sees the social-care record masked. Screenshots of the main pages go
-to docs/screenshots/ (shown in the README)."""
+to a temporary folder, or to docs/screenshots/ (shown in the README) when
+JOINEDUP_SCREENSHOTS=docs/screenshots is set, so an ordinary test run leaves the tree clean."""
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ from tests.conftest import REPO
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = REPO / os.environ["JOINEDUP_SCREENSHOTS"] if os.environ.get("JOINEDUP_SCREENSHOTS") else None
 PASSWORD = "correct horse battery"
 
 
@@ -95,11 +96,12 @@ def _sign_in(page, base: str, username: str) -> None:  # noqa: ANN001
     page.wait_for_url(f"{base}/report")
 
 
-def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server) -> None:  # noqa: ANN001
+def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_path: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import expect, sync_playwright
 
     base, keys = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = SHOTS or tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -107,24 +109,24 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server) -> N
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)  # CSP violations land here
         page.goto(f"{base}/report")
         expect(page).to_have_url(f"{base}/login?next=%2Freport")
-        page.screenshot(path=SHOTS / "login.png")
+        page.screenshot(path=shots / "login.png")
         _sign_in(page, base, "ada")
 
         expect(page.locator("h1")).to_have_text("Night report")
         expect(page.locator(".card").first).to_contain_text("records auto-linked")
         expect(page.locator("svg.chart rect").first).to_be_visible()
-        page.screenshot(path=SHOTS / "report.png", full_page=True)
+        page.screenshot(path=shots / "report.png", full_page=True)
 
         page.click("header nav >> text=Review queue")
         rows = page.locator("table.queue tbody tr")
         expect(rows).to_have_count(3)
-        page.screenshot(path=SHOTS / "queue.png", full_page=True)
+        page.screenshot(path=shots / "queue.png", full_page=True)
         page.keyboard.press("j")  # the first row is selected
         expect(rows.first).to_have_class("selected")
         page.locator("table.queue tbody tr", has_text="Catherine").click()
         expect(page.locator("tr.differs").first).to_be_visible()
         page.fill("textarea[name=comment]", "moved from Oak Way to Elm Close")
-        page.screenshot(path=SHOTS / "pair.png", full_page=True)
+        page.screenshot(path=shots / "pair.png", full_page=True)
         page.keyboard.press("Escape")  # leave the comment box: the shortcuts work again
         page.keyboard.press("a")  # accept
         flash = page.locator(".flash").first
@@ -136,7 +138,7 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server) -> N
         expect(page.locator("table.records thead")).to_contain_text("revenues/500000015")
         expect(page.locator("ol.timeline")).to_contain_text("absorbed")
         expect(page.locator("td.winner").first).to_be_visible()
-        page.screenshot(path=SHOTS / "person.png", full_page=True)
+        page.screenshot(path=shots / "person.png", full_page=True)
 
         page.locator("table.records thead th", has_text="revenues/500000015").locator("input[type=checkbox]").check()
         page.fill("input[name=reason]", "two different people")
@@ -147,13 +149,13 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server) -> N
 
         page.goto(f"{base}/search?q=hughes")
         expect(page.locator("table tbody tr")).to_have_count(2)  # two persons again
-        page.screenshot(path=SHOTS / "search.png", full_page=True)
+        page.screenshot(path=shots / "search.png", full_page=True)
 
         page.click("header nav >> text=Audit log")
         audit = page.locator("table.audit tbody")
         for action in ("accept", "unmerge", "view person", "view pair", "login"):
             expect(audit).to_contain_text(action)
-        page.screenshot(path=SHOTS / "audit.png", full_page=True)
+        page.screenshot(path=shots / "audit.png", full_page=True)
         page.click("text=Sign out")
         expect(page).to_have_url(f"{base}/login")
 
@@ -165,7 +167,7 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server) -> N
         for secret in SECRET_VALUES:
             assert secret not in html, secret
         expect(page.locator(".unmerge-box")).to_have_count(0)  # a viewer cannot unmerge
-        page.screenshot(path=SHOTS / "person_restricted.png", full_page=True)
+        page.screenshot(path=shots / "person_restricted.png", full_page=True)
         browser.close()
     assert not problems, problems
 
