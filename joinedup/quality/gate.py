@@ -22,6 +22,8 @@ from joinedup.quality.checks import add_check_columns
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 log = logging.getLogger(__name__)
+# GX announces every ephemeral context at INFO; the night's log needs only its warnings.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 BASE_SUITE = "canonical_person"
 
