@@ -333,6 +333,9 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
         result.review_pairs_added += 1
     session.flush()
     refresh_golden(session, {*plan.assignments.values(), *(s for _, s in plan.merges)}, run_id)
+    from joinedup.api.search_keys import refresh_search_keys
+
+    refresh_search_keys(session, {absorbed for absorbed, _ in plan.merges})  # merged away: keys dropped
 
 
 def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:
@@ -352,4 +355,7 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:
                                             evidence={"fields": sorted(k for k in golden if golden.get(k) != person.golden.get(k))}))
                 person.golden, person.golden_sources = golden, sources
                 changed += 1
+    from joinedup.api.search_keys import refresh_search_keys
+
+    refresh_search_keys(session, master_ids)  # the CRM's search finds what the golden record now says
     return changed

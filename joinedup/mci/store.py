@@ -196,6 +196,10 @@ def _engine_for(url: str) -> Engine:
             cur.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    # Every module that defines tables on Base, so one create_all makes the whole schema.
+    import joinedup.api.models  # noqa: F401
+    import joinedup.steward.models  # noqa: F401
+
     Base.metadata.create_all(engine)
     return engine
 
