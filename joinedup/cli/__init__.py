@@ -11,6 +11,7 @@ import typer
 
 from joinedup.cli.adapter import adapter_app
 from joinedup.cli.airflow_cmd import airflow
+from joinedup.cli.api import api_app
 from joinedup.cli.link import link
 from joinedup.cli.mci import mci_app
 from joinedup.cli.serve import serve, users_app
@@ -22,6 +23,7 @@ app.add_typer(mci_app, name="mci")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(adapter_app, name="adapter")
 app.add_typer(users_app, name="users")
+app.add_typer(api_app, name="api")
 app.command("evaluate")(evaluate_command)
 app.command("link")(link)
 app.command("serve")(serve)
