@@ -143,6 +143,21 @@ class Watermark:
         self.since, self.key = split_cursor(cursor)
         self.position = (parse_instant(self.since), self.key or "") if self.since else None
         self.unparseable = 0
+        self.skipped = 0
+
+    def keep_new(self, records: list[dict[str, Any]], field: str, key_field: str | None) -> list[dict[str, Any]]:
+        """The records after the stored position, advancing it; those at or before it (the
+        source's "since" is inclusive) are counted in ``skipped``, not landed twice."""
+        fresh = []
+        for record in records:
+            stamp = record.get(field)
+            key = record.get(key_field) if key_field else None
+            if self.seen_before(stamp, key):
+                self.skipped += 1
+                continue
+            self.advance(stamp, key)
+            fresh.append(record)
+        return fresh
 
     def seen_before(self, stamp: str | None, key: str | None) -> bool:
         """True for a record at or before the stored position (already landed last time)."""
@@ -370,7 +385,6 @@ class RestAdapter:
             params[inc.param] = watermark.since
         paginator = _paginator(opts, self.name)
         url, query = paginator.first(self.endpoint(), params)
-        skipped = 0
         number = 0
         while url is not None:
             number += 1
@@ -382,23 +396,14 @@ class RestAdapter:
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise FatalSourceError(f"source {self.name}: page {number} has no list of records at "
                                        f"records_path {opts.records_path!r}; check options.records_path")
-            fresh = []
-            for record in records:
-                stamp = record.get(inc.field) if inc else None
-                key = record.get(inc.key_field) if inc and inc.key_field else None
-                if inc and watermark.seen_before(stamp, key):
-                    skipped += 1
-                    continue
-                if inc:
-                    watermark.advance(stamp, key)
-                fresh.append(record)
+            fresh = watermark.keep_new(records, inc.field, inc.key_field) if inc else list(records)
             if fresh:
                 yield Page(records=fresh, cursor=watermark.text, origin=f"GET {urlsplit(url).path} page {number}",
                            meta={"page": number})
             url, query = paginator.next(response, body, records, url, query)
-        if skipped or watermark.unparseable:
+        if watermark.skipped or watermark.unparseable:
             log.info("source %s: %d record(s) at or before the cursor skipped, %d without a usable %s",
-                     self.name, skipped, watermark.unparseable, inc.field if inc else "cursor field")
+                     self.name, watermark.skipped, watermark.unparseable, inc.field if inc else "cursor field")
 
     def acknowledge(self, page: Page) -> None:
         """Nothing to tell the API: the cursor is stored by the framework once landed."""

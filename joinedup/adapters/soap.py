@@ -234,7 +234,7 @@ class SoapAdapter:
             base[paging.size_param] = opts.page_size
         token: str | None = None
         seen: set[str] = set()
-        number, skipped = 0, 0
+        number = 0
         while True:
             number += 1
             if number > opts.max_pages:
@@ -250,16 +250,7 @@ class SoapAdapter:
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise FatalSourceError(f"source {self.name}: page {number} has no list of records at "
                                        f"records_path {opts.records_path!r}")
-            fresh = []
-            for record in records:
-                stamp = record.get(inc.field) if inc else None
-                key = record.get(inc.key_field) if inc and inc.key_field else None
-                if inc and watermark.seen_before(stamp, key):
-                    skipped += 1
-                    continue
-                if inc:
-                    watermark.advance(stamp, key)
-                fresh.append(record)
+            fresh = watermark.keep_new(records, inc.field, inc.key_field) if inc else list(records)
             if fresh:
                 yield Page(records=fresh, cursor=watermark.text, origin=f"{opts.operation} page {number}",
                            meta={"page": number})
@@ -270,8 +261,8 @@ class SoapAdapter:
                 raise FatalSourceError(f"source {self.name}: the service sent the same page token twice; it is "
                                        "paging in a loop. Stopped rather than fetch forever.")
             seen.add(token)
-        if skipped:
-            log.info("source %s: %d record(s) at or before the cursor skipped", self.name, skipped)
+        if watermark.skipped:
+            log.info("source %s: %d record(s) at or before the cursor skipped", self.name, watermark.skipped)
 
     def acknowledge(self, page: Page) -> None:
         """Nothing to tell the service: the cursor is stored by the framework once landed."""
