@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from joinedup.steward.models import AuditEntry
 
 ACTIONS = ("login", "login_failed", "logout", "view_person", "view_pair", "search", "accept", "reject",
-           "defer", "unmerge", "view_audit")
+           "defer", "unmerge", "view_audit", "read_changes")
 
 
 def record(session: Session, username: str, action: str, *, master_id: str | None = None,
