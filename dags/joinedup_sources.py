@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from joinedup.airflow_support import failure_callback, night_id, source_configs_for_dags
+from joinedup.airflow_support import failure_callback, night_id, no_retry_for_fatal, retry_args, source_configs_for_dags
 
 
 def staging_asset(name: str) -> Asset:
@@ -29,9 +29,7 @@ def build_source_dag(config):  # noqa: ANN001, ANN201
         max_active_runs=1,
         tags=["joinedup", "source", config.kind],
         default_args={
-            "retries": config.retries.attempts,
-            "retry_delay": timedelta(seconds=config.retries.delay_seconds),
-            "retry_exponential_backoff": True,
+            **retry_args(config),
             "execution_timeout": timedelta(minutes=config.timeout_minutes),
             "on_failure_callback": failure_callback,
         },
@@ -41,7 +39,7 @@ def build_source_dag(config):  # noqa: ANN001, ANN201
         def land_task() -> dict:
             from joinedup.pipeline import land
 
-            return land(config.name, night_id(get_current_context()))
+            return no_retry_for_fatal(land, config.name, night_id(get_current_context()))
 
         @task(task_id="check", retries=0)
         def check_task(_landed: dict) -> dict:
@@ -59,7 +57,7 @@ def build_source_dag(config):  # noqa: ANN001, ANN201
         def verdict_task(staged: dict) -> dict:
             from joinedup.pipeline import verdict
 
-            return verdict(staged)
+            return no_retry_for_fatal(verdict, staged)
 
         verdict_task(stage_task(check_task(land_task())))
 

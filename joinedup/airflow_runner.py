@@ -24,6 +24,7 @@ def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("JOINEDUP_VAR", str(var_dir()))
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
     env.setdefault("NO_COLOR", "1")
+    env.setdefault("JOINEDUP_MAX_RETRY_DELAY_SECONDS", "5")  # a night at the terminal: short waits
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     return env
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from datetime import timedelta
 from typing import Any
 
 log = logging.getLogger("joinedup.airflow")
@@ -39,3 +41,31 @@ def failure_callback(context: Any) -> None:
         getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"), context.get("run_id"),
         getattr(ti, "try_number", "?"), f"{type(exc).__name__}: {exc}" if exc else "unknown",
     )
+
+
+def retry_args(config: Any) -> dict[str, Any]:
+    """Retries from the source's YAML. ``JOINEDUP_MAX_RETRY_DELAY_SECONDS`` caps the wait
+    between tries: ``joinedup run`` sets it for a night run at the terminal, where a source
+    that is down should not hold the night for the production delays."""
+    delay = timedelta(seconds=config.retries.delay_seconds)
+    args: dict[str, Any] = {"retries": config.retries.attempts, "retry_delay": delay, "retry_exponential_backoff": True}
+    cap = int(os.environ.get("JOINEDUP_MAX_RETRY_DELAY_SECONDS") or 0)
+    if cap:
+        args["retry_delay"] = min(delay, timedelta(seconds=cap))
+        args["max_retry_delay"] = timedelta(seconds=cap)
+    return args
+
+
+def no_retry_for_fatal(fn: Any, *args: Any) -> Any:
+    """Run a stage; an error that retrying cannot cure (bad credentials, a missing drop folder,
+    schema drift, a batch over the quality threshold) fails the task at once, without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from joinedup.adapters.base import FatalSourceError
+    from joinedup.mapping.engine import SchemaDriftError
+    from joinedup.quality.gate import QualityGateFailed
+
+    try:
+        return fn(*args)
+    except (FatalSourceError, SchemaDriftError, QualityGateFailed) as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

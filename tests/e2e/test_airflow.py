@@ -102,3 +102,32 @@ def test_joinedup_airflow_passes_through_with_the_projects_configuration(project
     out = subprocess.run([joinedup, "airflow", "config", "get-value", "core", "dags_folder"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith(str(project / "dags"))
+
+
+@pytest.mark.airflow
+def test_a_failed_source_does_not_block_the_others_and_catches_up_next_night(project: Path) -> None:
+    """The housing extract is missing tonight: its DAG fails at once (no retries for a fatal
+    error), revenues still loads, the merge still runs; the next night housing catches up."""
+    for other in (project / "adapters").glob("*.yaml"):
+        other.unlink()
+    for name in ("revenues", "housing"):
+        (project / "adapters" / f"{name}.yaml").write_text(
+            f"name: {name}\nkind: csv\nmapping: revenues.yaml\nquality: {{max_failure_rate: 0.2}}\n"
+            f"retries: {{attempts: 3, delay_seconds: 600}}\n"
+            f"options: {{drop_folder: drops/{name}, file_pattern: '*.csv'}}\n")
+    drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
+    env = _airflow_env(project)
+    joinedup = shutil.which("joinedup", path=str(Path(sys.executable).parent)) or "joinedup"
+    first = subprocess.run([joinedup, "run", "--no-demo", "--night", "night-1"], env=env, cwd=project,
+                           capture_output=True, text=True, timeout=900)
+    assert first.returncode == 1, first.stdout[-3000:]
+    lines = {line.split()[0]: line for line in first.stdout.splitlines() if line.split()[:1] in (["housing"], ["revenues"])}
+    assert "FAILED" in lines["housing"] and "drop folder" in lines["housing"]
+    assert lines["revenues"].split()[1:4] == ["12", "2", "10"] and lines["revenues"].endswith("ok")
+    assert "persons in the MCI:      7" in first.stdout  # the merge ran on what landed
+    # Next night the housing extract is there (same records under housing keys): it catches up.
+    drop_file(project, "housing", "revenues_small.csv", "housing_20260106.csv")
+    second = subprocess.run([joinedup, "run", "--no-demo", "--night", "night-2"], env=env, cwd=project,
+                            capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "source records linked:   20 of 20" in second.stdout
