@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "match": ("match_bench.py", []),
     "mci": ("mci_bench.py", []),
     "adapters": ("adapter_bench.py", []),
+    "api": ("api_bench.py", ["--residents", "5000", "--requests", "1000"]),
 }
 
 
