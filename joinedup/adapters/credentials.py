@@ -131,3 +131,20 @@ def get_connection(conn_id: str) -> Connection:
         f"rest://login:password@host:port/path?key=value (or add the connection {conn_id!r} to Airflow: "
         f"airflow connections add {conn_id} --conn-uri ...)"
     )
+
+
+class ConnectedAdapter:
+    """What every adapter that talks to a server shares: its source's name, and its
+    connection read once, when first needed (never at construction, never logged)."""
+
+    config: Any
+    _conn: Connection | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def connection(self) -> Connection | None:
+        if self._conn is None and self.config.connection_id:
+            self._conn = get_connection(self.config.connection_id)
+        return self._conn

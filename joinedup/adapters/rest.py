@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from joinedup.adapters.base import FatalSourceError, Health, Page, RetriableSourceError
 from joinedup.adapters.config import SourceConfig
-from joinedup.adapters.credentials import Connection, get_connection
+from joinedup.adapters.credentials import ConnectedAdapter, Connection
 from joinedup.adapters.http import HttpSettings, RateLimiter, make_session
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ def _error_text(response: requests.Response) -> str:
 
 
 # -- the adapter -------------------------------------------------------------------------------
-class RestAdapter:
+class RestAdapter(ConnectedAdapter):
     """A paged JSON listing behind one of the usual auth schemes."""
 
     Options: ClassVar[type[RestOptions]] = RestOptions
@@ -280,19 +280,10 @@ class RestAdapter:
         self.config, self.options = config, options
         self.session = session or make_session(options.http, methods=("GET", "HEAD", "POST"))
         self.limiter = RateLimiter(options.http.rate_limit_per_second)
-        self._conn: Connection | None = None
         self._oauth: OAuth2ClientCredentials | None = None
         self.requests_sent = 0
 
     # -- where and how ----------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def connection(self) -> Connection | None:
-        if self._conn is None and self.config.connection_id:
-            self._conn = get_connection(self.config.connection_id)
-        return self._conn
 
     def endpoint(self) -> str:
         base = self.options.base_url

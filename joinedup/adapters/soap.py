@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from joinedup.adapters.base import FatalSourceError, Health, Page, RetriableSourceError
 from joinedup.adapters.config import SourceConfig
-from joinedup.adapters.credentials import Connection, get_connection
+from joinedup.adapters.credentials import ConnectedAdapter
 from joinedup.adapters.http import HttpSettings, make_session
 from joinedup.adapters.rest import Incremental, Watermark, dig, parse_instant
 from joinedup.paths import project_root, var_dir
@@ -103,7 +103,7 @@ def fault_error(source: str, fault: Exception) -> FatalSourceError | RetriableSo
     return FatalSourceError(detail + " (the request was refused; check the adapter's options)")
 
 
-class SoapAdapter:
+class SoapAdapter(ConnectedAdapter):
     """One WSDL operation, called with (since, page size, page token) until the last page."""
 
     Options: ClassVar[type[SoapOptions]] = SoapOptions
@@ -115,17 +115,8 @@ class SoapAdapter:
         self.session = session or make_session(options.http, methods=("GET", "POST"), statuses=(429, 502, 503, 504))
         self._client = None
         self._service = None
-        self._conn: Connection | None = None
         self.calls = 0
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def connection(self) -> Connection | None:
-        if self._conn is None and self.config.connection_id:
-            self._conn = get_connection(self.config.connection_id)
-        return self._conn
 
     # -- zeep set-up ----------------------------------------------------------------------------
     def wsdl_location(self) -> str:
