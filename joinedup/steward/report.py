@@ -42,7 +42,7 @@ def report_figures(session: Session, run_id: str) -> dict[str, Any]:
     merge = stages.get("merge")
     rules = session.execute(select(SourceRecord.link_rule, func.count()).group_by(SourceRecord.link_rule)).all()
     review = session.execute(
-        select(ReviewPair.id, ReviewPair.rule, ReviewPair.score, ReviewPair.record_id_l, ReviewPair.record_id_r)
+        select(ReviewPair.id, ReviewPair.rule, ReviewPair.score, ReviewPair.evidence, ReviewPair.record_id_l, ReviewPair.record_id_r)
         .where(ReviewPair.status == "open").order_by(ReviewPair.score.desc(), ReviewPair.id).limit(200)
     ).all()
     keys = dict((rid, f"{sys}/{key}") for rid, sys, key in session.execute(
@@ -55,7 +55,8 @@ def report_figures(session: Session, run_id: str) -> dict[str, Any]:
         "persons": session.scalar(select(func.count()).select_from(Person).where(Person.status == "active")),
         "records": session.scalar(select(func.count()).select_from(SourceRecord)),
         "link_rules": sorted(((r or "(pending)"), n) for r, n in rules),
-        "review": [{"id": r.id, "rule": r.rule, "score": r.score, "left": keys.get(r.record_id_l), "right": keys.get(r.record_id_r)} for r in review],
+        "review": [{"id": r.id, "rule": r.rule, "score": r.score, "weight": (r.evidence or {}).get("match_weight"),
+                    "left": keys.get(r.record_id_l), "right": keys.get(r.record_id_r)} for r in review],
     }
 
 
