@@ -5,8 +5,7 @@ What it does, end to end, exactly as a council would:
 1. builds the synthetic council (``build_council(n, seed)``): four systems' native records
    and the truth (which person each record is, which persons are twins);
 2. maps each system's native records to canonical person records with
-   ``mappings/<system>.yaml`` (the production mappings). A system without a mapping file
-   yet uses the stand-in mapping below, and the report says so;
+   ``mappings/<system>.yaml`` (the production mappings);
 3. writes one canonical CSV per system and runs ``joinedup link`` on them (in process:
    :func:`joinedup.mci.link_command.link_files`), which trains on the input itself;
 4. scores the master IDs against the truth with :mod:`joinedup.evaluate`: pairwise
@@ -27,7 +26,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -35,89 +33,19 @@ if str(REPO) not in sys.path:
 
 #: Stand-in mappings for systems whose mappings/<system>.yaml is not written yet. They
 #: follow the native layouts of the preamble; the production files replace them.
-STAND_IN_MAPPINGS: dict[str, str] = {
-    "housing": """
-description: stand-in (benchmarks/mci_bench.py) for housing tenants
-fields:
-  source_key:     {from: TenantRef, transform: trim}
-  title:          {from: Title, transform: normalise_title}
-  given_name:     {from: Forename, transform: [trim, title_case_name]}
-  family_name:    {from: Surname, transform: [trim, title_case_name]}
-  date_of_birth:  {from: DateOfBirth, transform: {parse_date: {formats: ["%Y-%m-%d"]}}}
-  ni_number:      {from: NINumber, transform: normalise_nino}
-  uprn:           {from: PropertyUPRN, transform: normalise_uprn}
-  address_line_1: {from: AddressLine1, transform: trim}
-  address_line_2: {from: AddressLine2, transform: trim}
-  town:           {from: Town, transform: trim}
-  postcode:       {from: PostCode, transform: normalise_postcode}
-  email:          {from: Email, transform: normalise_email}
-  phone:          {from: Phone, transform: normalise_phone}
-  updated_at:     {from: LastModified, transform: {parse_datetime: {formats: ["%Y-%m-%dT%H:%M:%S"]}}}
-""",
-    "socialcare": """
-description: stand-in (benchmarks/mci_bench.py) for social care clients
-fields:
-  source_key:     {from: ClientId, transform: trim}
-  given_name:     {from: GivenName, transform: [trim, title_case_name]}
-  family_name:    {from: FamilyName, transform: [trim, title_case_name]}
-  date_of_birth:  {from: BirthDate, transform: {parse_date: {formats: ["%Y-%m-%d"]}}}
-  nhs_number:     {from: NHSNumber, transform: normalise_nhs_number}
-  ni_number:      {from: NINumber, transform: normalise_nino}
-  sex:            {from: Gender, transform: {code_lookup: {codes: {"1": M, "2": F, "9": U}}}}
-  address_line_1: {from: Address1, transform: trim}
-  address_line_2: {from: Address2, transform: trim}
-  town:           {from: Town, transform: trim}
-  postcode:       {from: Postcode, transform: normalise_postcode}
-  updated_at:     {from: LastUpdated, transform: {parse_datetime: {formats: ["%Y-%m-%dT%H:%M:%S"]}}}
-""",
-    "hr": """
-description: stand-in (benchmarks/mci_bench.py) for HR staff
-fields:
-  source_key:     {from: EMPNO, transform: trim}
-  given_name:     {from: FIRST_FORENAME, transform: [trim, title_case_name]}
-  middle_names:   {from: OTHER_FORENAMES, transform: [trim, title_case_name]}
-  family_name:    {from: SURNAME, transform: [trim, title_case_name]}
-  date_of_birth:  {from: DOB, transform: {parse_date: {formats: ["%Y%m%d"]}}}
-  sex:            {from: SEX, transform: {code_lookup: {codes: {M: M, F: F}}}}
-  ni_number:      {from: NINO, transform: normalise_nino}
-  address_line_1: {from: ADDR1, transform: trim}
-  address_line_2: {from: ADDR2, transform: trim}
-  town:           {from: TOWN, transform: trim}
-  postcode:       {from: POSTCODE, transform: normalise_postcode}
-  updated_at:     {from: LAST_CHANGED, transform: {parse_datetime: {formats: ["%Y%m%d%H%M%S"]}}}
-""",
-}
-
-
-def mapping_for(system: str):  # noqa: ANN201 - MappingSpec
-    """(MappingSpec, where it came from): mappings/<system>.yaml, else the stand-in."""
-    from joinedup.mapping.spec import MappingSpec, load_mapping
-
-    path = REPO / "mappings" / f"{system}.yaml"
-    if path.is_file():
-        return load_mapping(path), str(path.relative_to(REPO))
-    if system not in STAND_IN_MAPPINGS:
-        raise KeyError(f"no mapping for system {system!r}: write mappings/{system}.yaml")
-    return MappingSpec.model_validate(yaml.safe_load(STAND_IN_MAPPINGS[system])), "stand-in"
-
-
 def canonical_frames(council) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:  # noqa: ANN001
-    """Each system's native records mapped to canonical person records."""
-    from joinedup.mapping.engine import apply_mapping
+    """Each system's native records mapped to canonical person records with the production
+    mapping ``mappings/<system>.yaml`` (and which file that was)."""
+    from joinedup.mapping.engine import map_records
+    from joinedup.mapping.spec import load_mapping
 
     frames, sources = {}, {}
     for system, records in council.records.items():
         if not records:
             continue
-        spec, where = mapping_for(system)
-        raw = pd.DataFrame(records).astype(object)
-        raw = raw.where(raw.notna(), None)
-        if where == "stand-in" and system == "hr":  # the mapping language has no 'first word'
-            words = raw["FORENAMES"].map(lambda v: v.split(None, 1) if v else [])
-            raw["FIRST_FORENAME"] = words.map(lambda w: w[0] if w else None)
-            raw["OTHER_FORENAMES"] = words.map(lambda w: w[1] if len(w) > 1 else None)
-        frames[system] = apply_mapping(raw, spec, system).drop(columns=["mapping_issues"])
-        sources[system] = where
+        path = REPO / "mappings" / f"{system}.yaml"
+        frames[system] = map_records(records, load_mapping(path), system).drop(columns=["mapping_issues"])
+        sources[system] = str(path.relative_to(REPO))
     return frames, sources
 
 

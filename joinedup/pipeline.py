@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from joinedup.adapters import build_adapter, load_source
 from joinedup.adapters.config import SourceConfig, adapters_dir
 from joinedup.landing import LandingWriter, completed_manifest, manifest_folder, read_landed, Manifest
-from joinedup.mapping.engine import SchemaDriftError, apply_mapping
+from joinedup.mapping.engine import SchemaDriftError, map_records
 from joinedup.mapping.spec import load_mapping
 from joinedup.mci.staging import stage_records
 from joinedup.mci.store import LandingBatch, QuarantinedRow, Run, SourceCursor, session_factory, utcnow
@@ -174,9 +174,7 @@ def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, A
         if key not in seen:
             seen.add(key)
             unique.append(item)
-    raw = pd.DataFrame([u.record for u in unique]).astype(object)
-    raw = raw.where(raw.notna(), None)
-    canonical = apply_mapping(raw, spec, config.name)
+    canonical = map_records([u.record for u in unique], spec, config.name)
     gate = validate_batch(canonical, config.name)
     if gate.failure_rate > config.quality.max_failure_rate:
         raise QualityGateFailed(

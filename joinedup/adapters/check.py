@@ -123,14 +123,12 @@ def check_source(name: str, adapters_folder: Path | None = None) -> CheckReport:
         return f"{len(page.records)} record(s) from {page.origin}"
 
     def schema() -> str:
-        import pandas as pd
+        from joinedup.mapping.engine import map_records
 
-        from joinedup.mapping.engine import apply_mapping
-
-        raw = pd.DataFrame(state["page"].records).astype(object)
-        raw = raw.where(raw.notna(), None)
-        state["canonical"] = apply_mapping(raw, state["spec"], state["config"].name)
-        return f"{len(raw.columns)} column(s), as the mapping expects"
+        records = state["page"].records
+        state["canonical"] = map_records(records, state["spec"], state["config"].name)
+        columns = {c for r in records for c in r}
+        return f"{len(columns)} column(s), as the mapping expects"
 
     def quality() -> str:
         from joinedup.quality.gate import validate_batch

@@ -101,6 +101,12 @@ def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> p
     return out
 
 
+def map_records(records: list[dict[str, Any]], spec: MappingSpec, source_system: str) -> pd.DataFrame:
+    """``apply_mapping`` over raw records as an adapter yields them (dicts of text or None)."""
+    raw = pd.DataFrame(records).astype(object)
+    return apply_mapping(raw.where(raw.notna(), None), spec, source_system)
+
+
 def _joined(raw: pd.DataFrame, cols: list[str], sep: str) -> pd.Series:
     if len(cols) == 1:
         return raw[cols[0]].astype(object)
