@@ -31,6 +31,8 @@ from pathlib import Path
 import yaml
 from lxml import etree
 
+from joinedup.simulators.servers import check_layout
+
 log = logging.getLogger(__name__)
 
 SOURCES_DIR = Path(__file__).resolve().parents[2] / "schemas" / "sources"
@@ -97,7 +99,8 @@ def write_socialcare_extract(records: Sequence[dict], drop_dir: Path, extract_da
     the XSD before it is published, so the simulator never drops a file its own schema
     rejects (the error names the line, never the data).
     """
-    _check_layout(records, SOCIALCARE_FIELDS, "socialcare")
+    for index, record in enumerate(records):
+        check_layout(record, index, SOCIALCARE_FIELDS, "socialcare")
     target = Path(drop_dir) / socialcare_file_name(extract_date)
     tag = {name: f"{{{SOCIALCARE_NS}}}{name}" for name in SOCIALCARE_FIELDS}
 
@@ -219,7 +222,8 @@ def write_hr_extract(records: Sequence[dict], drop_dir: Path, extract_date: date
     Values are cut to their width and characters outside Windows-1252 become "?", as the
     payroll system does; the count of cut values is logged (never the values).
     """
-    _check_layout(records, HR_FIELDS, "hr")
+    for index, record in enumerate(records):
+        check_layout(record, index, HR_FIELDS, "hr")
     layout = read_hr_layout()
     target = Path(drop_dir) / hr_file_name(extract_date)
     widths = {f.name: f.width for f in layout.detail}
@@ -239,16 +243,6 @@ def write_hr_extract(records: Sequence[dict], drop_dir: Path, extract_date: date
             log.info("hr extract %s: %d value(s) cut to their field width", target.name, cut)
 
     return _publish(target, write)
-
-
-def _check_layout(records: Sequence[dict], fields: tuple[str, ...], system: str) -> None:
-    expected = set(fields)
-    for index, record in enumerate(records):
-        if set(record) != expected:
-            missing = sorted(expected - set(record))
-            extra = sorted(set(record) - expected)
-            raise ValueError(f"{system} record #{index} does not match the {system} layout: missing {missing}, "
-                             f"unexpected {extra}; expected exactly {list(fields)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from joinedup.simulators.servers import FailurePlan, LoopbackService, SimulatorRequestHandler
+from joinedup.simulators.servers import FailurePlan, LoopbackService, SimulatorRequestHandler, sorted_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -96,39 +96,6 @@ class SoapFault(Exception):
         self.code_override = code_override  # e.g. "MustUnderstand", "VersionMismatch"
 
 
-# --------------------------------------------------------------------------------------------
-# The tenant store: sorted once, sliced by keyset
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Snapshot:
-    keys: list[tuple[datetime, str]]
-    records: list[dict]
-
-
-def _sorted_snapshot(records: Sequence[dict]) -> _Snapshot:
-    rows: list[tuple[tuple[datetime, str], dict]] = []
-    for index, record in enumerate(records):
-        missing = [f for f in HOUSING_FIELDS if f not in record]
-        extra = [k for k in record if k not in HOUSING_FIELDS]
-        if missing or extra:
-            raise ValueError(
-                f"housing record #{index} does not match the housing layout: missing {missing}, "
-                f"unexpected {extra}; expected exactly {list(HOUSING_FIELDS)}"
-            )
-        ref = record["TenantRef"]
-        if not ref:
-            raise ValueError(f"housing record #{index} has no TenantRef; every tenant needs one")
-        try:
-            modified = _to_utc_naive(datetime.fromisoformat(record["LastModified"]))
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"housing record {ref}: LastModified is not an ISO datetime like 2024-05-01T09:30:00"
-            ) from None
-        rows.append(((modified, ref), record))
-    rows.sort(key=lambda row: row[0])
-    return _Snapshot(keys=[k for k, _ in rows], records=[r for _, r in rows])
-
-
 def _to_utc_naive(moment: datetime) -> datetime:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
@@ -146,7 +113,7 @@ class HousingSoapServer(LoopbackService):
         self.options = options or HousingSoapOptions()
         super().__init__(failures=self.options.failures, host=host, port=port)
         self.handler_class = _HousingHandler
-        self._snapshot = _sorted_snapshot(records)
+        self._snapshot = sorted_snapshot(records, "housing", HOUSING_FIELDS, "TenantRef", "LastModified", _to_utc_naive)
         self._token_key = secrets.token_bytes(16)
         self._wsdl_template = self.options.wsdl_path.read_bytes()
         self._wsdl_cache: tuple[int, bytes] | None = None
@@ -156,7 +123,7 @@ class HousingSoapServer(LoopbackService):
     def set_records(self, records: Sequence[dict]) -> None:
         """Replace the tenants served (the next night's state). Tokens issued before stay
         valid: they are positions in (LastModified, TenantRef) order, not offsets."""
-        self._snapshot = _sorted_snapshot(records)
+        self._snapshot = sorted_snapshot(records, "housing", HOUSING_FIELDS, "TenantRef", "LastModified", _to_utc_naive)
 
     @property
     def record_count(self) -> int:

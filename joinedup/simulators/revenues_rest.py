@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from joinedup.simulators.servers import FailurePlan, LoopbackService, SimulatorRequestHandler
+from joinedup.simulators.servers import FailurePlan, LoopbackService, SimulatorRequestHandler, sorted_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -99,36 +99,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    keys: list[tuple[datetime, str]]
-    records: list[dict]
-
-
-def _sorted_snapshot(records: Sequence[dict]) -> _Snapshot:
-    rows: list[tuple[tuple[datetime, str], dict]] = []
-    for index, record in enumerate(records):
-        missing = [f for f in REVENUES_FIELDS if f not in record]
-        extra = [k for k in record if k not in REVENUES_FIELDS]
-        if missing or extra:
-            raise ValueError(
-                f"revenues record #{index} does not match the revenues layout: missing {missing}, "
-                f"unexpected {extra}; expected exactly {list(REVENUES_FIELDS)}"
-            )
-        ref = record["customer_ref"]
-        if not ref:
-            raise ValueError(f"revenues record #{index} has no customer_ref; every customer needs one")
-        try:
-            modified = _as_utc(datetime.fromisoformat(record["modified_at"]))
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"revenues record {ref}: modified_at is not an ISO datetime like 2024-05-01T09:30:00Z"
-            ) from None
-        rows.append(((modified, ref), record))
-    rows.sort(key=lambda row: row[0])
-    return _Snapshot(keys=[k for k, _ in rows], records=[r for _, r in rows])
-
-
 def _as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
@@ -149,7 +119,7 @@ class RevenuesRestServer(LoopbackService):
         self.options = options or RevenuesRestOptions()
         super().__init__(failures=self.options.failures, host=host, port=port)
         self.handler_class = _RevenuesHandler
-        self._snapshot = _sorted_snapshot(records)
+        self._snapshot = sorted_snapshot(records, "revenues", REVENUES_FIELDS, "customer_ref", "modified_at", _as_utc)
         self._cursor_key = secrets.token_bytes(16)
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -161,7 +131,7 @@ class RevenuesRestServer(LoopbackService):
 
     def set_records(self, records: Sequence[dict]) -> None:
         """Replace the customers served (the next night's state)."""
-        self._snapshot = _sorted_snapshot(records)
+        self._snapshot = sorted_snapshot(records, "revenues", REVENUES_FIELDS, "customer_ref", "modified_at", _as_utc)
 
     @property
     def record_count(self) -> int:

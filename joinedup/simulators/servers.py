@@ -29,9 +29,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
@@ -302,6 +302,43 @@ class LoopbackService:
         if self._placeholder is not None:
             self._placeholder.close()
             self._placeholder = None
+
+
+# --------------------------------------------------------------------------------------------
+# Records in a system's layout, and the keyset-ordered store the HTTP simulators page through
+# --------------------------------------------------------------------------------------------
+def check_layout(record: dict, index: int, fields: Sequence[str], system: str) -> None:
+    """A record must carry exactly its system's fields (named by position, never by value)."""
+    if set(record) != set(fields):
+        missing = [f for f in fields if f not in record]
+        extra = [k for k in record if k not in fields]
+        raise ValueError(f"{system} record #{index} does not match the {system} layout: missing {missing}, "
+                         f"unexpected {extra}; expected exactly {list(fields)}")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Records sorted once by (last modified, key); ``keys`` parallel ``records`` for bisecting."""
+
+    keys: list[tuple[datetime, str]]
+    records: list[dict]
+
+
+def sorted_snapshot(records: Sequence[dict], system: str, fields: Sequence[str], key_field: str,
+                    stamp_field: str, to_utc: Callable[[datetime], datetime]) -> Snapshot:
+    rows: list[tuple[tuple[datetime, str], dict]] = []
+    for index, record in enumerate(records):
+        check_layout(record, index, fields, system)
+        ref = record[key_field]
+        if not ref:
+            raise ValueError(f"{system} record #{index} has no {key_field}; every record needs one")
+        try:
+            modified = to_utc(datetime.fromisoformat(record[stamp_field]))
+        except (TypeError, ValueError):
+            raise ValueError(f"{system} record {ref}: {stamp_field} is not an ISO datetime like 2024-05-01T09:30:00") from None
+        rows.append(((modified, ref), record))
+    rows.sort(key=lambda row: row[0])
+    return Snapshot(keys=[k for k, _ in rows], records=[r for _, r in rows])
 
 
 # --------------------------------------------------------------------------------------------
