@@ -6,7 +6,9 @@
 - ``reject_pair``  never one person: a cannot-link;
 - ``defer_pair``   not sure yet: the pair leaves the top of the queue, with the comment;
 - ``unmerge``      split chosen records off a person into a new master id; cannot-links between
-                   the two groups so the next night does not join them again.
+                   the two groups so the next night does not join them again. A must-link that
+                   crosses the split is superseded (a cannot-link on its pair names it), never
+                   deleted: the old intent stays on record beside the new one.
 
 Nothing is rewritten: merges and splits are ``person_events``; the absorbed person row stays
 (status ``merged``). Each function adds to the caller's session and leaves the commit to it,
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from joinedup.mci.cluster import plan_clusters
@@ -160,6 +162,26 @@ def defer_pair(session: Session, pair_id: int, username: str, comment: str | Non
     return Outcome(pair_id=pair_id, status="deferred", message="Deferred: the pair waits in the deferred list.")
 
 
+def crossing_must_links(session: Session, side_a: set[int], side_b: set[int]) -> dict[tuple[int, int], StewardDecision]:
+    """Must-links with one record on each side, keyed by (lower id, higher id)."""
+    rows = session.scalars(select(StewardDecision).where(
+        StewardDecision.kind == "must_link",
+        or_(and_(StewardDecision.record_id_l.in_(side_a), StewardDecision.record_id_r.in_(side_b)),
+            and_(StewardDecision.record_id_r.in_(side_a), StewardDecision.record_id_l.in_(side_b)))))
+    return {(min(d.record_id_l, d.record_id_r), max(d.record_id_l, d.record_id_r)): d for d in rows}
+
+
+def superseded_must_links(decisions: list[StewardDecision]) -> dict[int, int]:
+    """Among ``decisions``, must-link id -> id of the later cannot-link on the same pair that
+    replaced it (a split after an accept). The must-link stays in the table as history."""
+    cannot: dict[frozenset[int], StewardDecision] = {}
+    for d in decisions:
+        if d.kind == "cannot_link":
+            cannot.setdefault(frozenset((d.record_id_l, d.record_id_r)), d)
+    return {d.id: c.id for d in decisions if d.kind == "must_link"
+            and (c := cannot.get(frozenset((d.record_id_l, d.record_id_r)))) is not None and c.id > d.id}
+
+
 def unmerge(session: Session, master_id: str, record_ids: list[int], username: str, reason: str | None = None) -> Outcome:
     """Split ``record_ids`` off ``master_id`` into a new person; the two groups get cannot-links."""
     person = session.scalar(select(Person).where(Person.master_id == master_id).with_for_update())
@@ -188,20 +210,25 @@ def unmerge(session: Session, master_id: str, record_ids: list[int], username: s
     for rid in sorted(chosen):
         session.add(PersonEvent(master_id=new_id, kind="linked", source_record_id=rid, run_id=run_id, actor=username,
                                 reason="steward split", evidence={"rule": "steward split", "score": None}))
-    # A must-link across the split (an earlier accept) would be forced back by the next night:
-    # the split supersedes it. The accepted review pair and the person events keep the history.
-    superseded = session.execute(delete(StewardDecision).where(
-        StewardDecision.kind == "must_link",
-        or_(and_(StewardDecision.record_id_l.in_(chosen), StewardDecision.record_id_r.in_(members - chosen)),
-            and_(StewardDecision.record_id_r.in_(chosen), StewardDecision.record_id_l.in_(members - chosen))))).rowcount
-    if superseded:
-        session.add(PersonEvent(master_id=master_id, kind="must_links_superseded", other_master_id=new_id,
-                                run_id=run_id, actor=username, reason="split",
-                                evidence={"must_links_removed": superseded}))
+    # A must-link across the split (an earlier accept) would force the records back together
+    # next night. It is not deleted: the split is the steward's newer intent, so the same pair
+    # gets a cannot-link (which outweighs a must-link, see ``mci.match.links_from``) whose reason
+    # names the must-link it supersedes; the must-link row stays as the record of the old intent.
+    crossing = crossing_must_links(session, chosen, members - chosen)
+    why = reason.strip() if reason and reason.strip() else None
     for a in sorted(chosen):
         for b in sorted(members - chosen):
-            session.add(StewardDecision(kind="cannot_link", record_id_l=min(a, b), record_id_r=max(a, b),
-                                        decided_by=username, reason=f"split of {master_id} into {new_id}"))
+            pair = (min(a, b), max(a, b))
+            old = crossing.get(pair)
+            supersedes = (f"supersedes must-link #{old.id} ({old.decided_by}, {old.at:%Y-%m-%d %H:%M}): "
+                          if old is not None else "")
+            session.add(StewardDecision(kind="cannot_link", record_id_l=pair[0], record_id_r=pair[1],
+                                        decided_by=username,
+                                        reason=f"{supersedes}split of {master_id} into {new_id}" + (f": {why}" if why else "")))
+    if crossing:
+        session.add(PersonEvent(master_id=master_id, kind="must_links_superseded", other_master_id=new_id,
+                                run_id=run_id, actor=username, reason="split",
+                                evidence={"must_link_ids": sorted(d.id for d in crossing.values())}))
     session.flush()
     refresh_golden(session, {master_id, new_id}, run_id)
     return Outcome(status="split", master_id=master_id, new_master_id=new_id, records_moved=len(chosen),

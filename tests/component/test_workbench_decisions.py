@@ -103,10 +103,11 @@ def test_accepting_a_pair_with_different_ni_numbers_is_refused(project: Path, mc
 
 
 def test_a_split_after_an_accept_survives_the_next_night(project: Path, mci_db: str) -> None:
-    """The split supersedes the earlier must-link, which the night would otherwise force back."""
+    """The split supersedes the earlier must-link, which the night would otherwise force back;
+    the must-link is kept as history and the cannot-link on its pair says so, who and why."""
     from joinedup.mci.match import run_match
-    from joinedup.mci.store import SourceRecord, StewardDecision, session_factory
-    from joinedup.steward.decisions import accept_pair, unmerge
+    from joinedup.mci.store import PersonEvent, SourceRecord, StewardDecision, session_factory
+    from joinedup.steward.decisions import accept_pair, superseded_must_links, unmerge
 
     build_index(project)
     with session_factory()() as session:
@@ -114,12 +115,41 @@ def test_a_split_after_an_accept_survives_the_next_night(project: Path, mci_db: 
         catherine, kate = recs["500000014"].id, recs["500000015"].id
         out = accept_pair(session, _pair(session, "500000014", "500000015"), "sam")
         session.commit()
-        split = unmerge(session, out.master_id, [kate], "sam")
+        must = session.scalar(select(StewardDecision).where(StewardDecision.kind == "must_link"))
+        split = unmerge(session, out.master_id, [kate], "cara", "two different people after all")
         session.commit()
-        assert session.scalar(select(func.count()).select_from(StewardDecision).where(StewardDecision.kind == "must_link")) == 0
+        kept = session.scalar(select(StewardDecision).where(StewardDecision.kind == "must_link"))
+        assert (kept.id, kept.decided_by, kept.record_id_l, kept.record_id_r) == (must.id, "sam", must.record_id_l, must.record_id_r)
+        cannot = session.scalar(select(StewardDecision).where(
+            StewardDecision.kind == "cannot_link", StewardDecision.record_id_l == min(catherine, kate),
+            StewardDecision.record_id_r == max(catherine, kate)))
+        assert cannot.decided_by == "cara" and cannot.at >= must.at
+        assert f"supersedes must-link #{must.id} (sam," in cannot.reason
+        assert cannot.reason.endswith("two different people after all")
+        assert superseded_must_links(list(session.scalars(select(StewardDecision)))) == {must.id: cannot.id}
+        event = session.scalar(select(PersonEvent).where(PersonEvent.kind == "must_links_superseded"))
+        assert event.actor == "cara" and event.evidence == {"must_link_ids": [must.id]}
         session.execute(update(SourceRecord).where(SourceRecord.id.in_([kate, catherine])).values(match_status="pending"))
         session.commit()
         run_match(session, "night-2")
         session.commit()
         assert session.get(SourceRecord, kate).master_id == split.new_master_id
         assert session.get(SourceRecord, catherine).master_id == out.master_id
+
+
+def test_a_must_link_on_one_side_of_a_split_is_not_superseded(project: Path, mci_db: str) -> None:
+    from joinedup.mci.store import SourceRecord, StewardDecision, session_factory
+    from joinedup.steward.decisions import accept_pair, superseded_must_links, unmerge
+
+    build_index(project)
+    with session_factory()() as session:
+        recs = records_by_key(session)
+        out = accept_pair(session, _pair(session, "500000014", "500000015"), "sam")
+        session.commit()
+        smith = recs["500000001"].master_id
+        unmerge(session, smith, [recs["500000002"].id], "sam")  # another person: nothing crosses Hughes' link
+        session.commit()
+        decided = list(session.scalars(select(StewardDecision)))
+        assert superseded_must_links(decided) == {}
+        assert all("supersedes" not in (d.reason or "") for d in decided)
+        assert session.get(SourceRecord, recs["500000015"].id).master_id == out.master_id

@@ -256,11 +256,13 @@ def test_accept_reject_defer_and_unmerge_through_the_pages(workbench) -> None:  
         statuses = {p.id: p.status for p in session.scalars(select(ReviewPair))}
         assert (statuses[hughes], statuses[price], statuses[morgan]) == ("accepted", "rejected", "deferred")
         kinds = sorted(d.kind for d in session.scalars(select(StewardDecision)))
-        assert kinds == ["cannot_link", "cannot_link"]  # the split superseded the accept's must-link
+        assert kinds == ["cannot_link", "cannot_link", "must_link"]  # the split superseded the accept's must-link
         actions = [(e.action, e.pair_id, e.master_id) for e in recent(session, username="sam")]
         assert ("accept", hughes, keys["500000014"][1]) in actions and ("reject", price, None) in actions
         assert ("unmerge", None, keys["500000014"][1]) in actions
         assert any(a == "view_person" for a, *_ in actions)
+    history = client.get(f"/review/{hughes}").text
+    assert "superseded by #" in history and "supersedes must-link #" in history
     admin, _ = signed_in(workbench, "ada")
     log = admin.get("/audit", params={"username": "sam"}).text
     assert "accept" in log and "unmerge" in log and f"#{hughes}" in log

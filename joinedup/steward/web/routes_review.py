@@ -117,7 +117,7 @@ def pair_view(request: Request, pair_id: int, user: CurrentUser = Depends(curren
     return render(request, "pair.html", title=f"Pair {pair.id}", pair=pair, left=left, right=right,
                   rows=compare(left.values, right.values) if not restricted else [],
                   restricted=restricted, scalars=scalars, tables=tables, history=history,
-                  prev_id=prev_id, next_id=next_id,
+                  superseded=decisions.superseded_must_links(history), prev_id=prev_id, next_id=next_id,
                   decidable=pair.status in decisions.DECIDABLE)
 
 
