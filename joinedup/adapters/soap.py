@@ -9,8 +9,10 @@
       paging: {size_param: pageSize, token_param: pageToken, next_token_field: nextPageToken}
       incremental: {param: since, field: LastModified, key_field: TenantRef}
 
-Why these settings: the WSDL is fetched once and cached (``SqliteCache`` under var/cache) so a
-night does not depend on the WSDL URL answering; ``Transport(timeout, operation_timeout)`` is
+Why these settings: the WSDL is fetched once and cached (``BoundedWsdlCache``, a zeep
+``SqliteCache`` under var/cache that keeps at most ``WSDL_CACHE_MAX_ENTRIES`` documents and
+``WSDL_CACHE_MAX_BYTES`` in all, so a file that every night and every test adds to cannot grow
+for ever) so a night does not depend on the WSDL URL answering; ``Transport(timeout, operation_timeout)`` is
 always set because zeep's default is to wait for ever; the parser forbids DTDs, entities and
 external references (a hostile or broken server cannot make us read local files or blow up
 memory); WS-Security UsernameToken credentials come from the connection, never the YAML.
@@ -22,8 +24,10 @@ the fault code and the service's reason, never record content.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import requests
@@ -37,6 +41,9 @@ from joinedup.adapters.rest import Incremental, Watermark, dig, parse_instant
 from joinedup.paths import project_root, var_dir
 
 log = logging.getLogger(__name__)
+
+WSDL_CACHE_MAX_ENTRIES = 32
+WSDL_CACHE_MAX_BYTES = 32 * 1024 * 1024
 
 SENDER_CODES = {"client", "sender", "versionmismatch", "mustunderstand", "dataencodingunknown"}
 RECEIVER_CODES = {"server", "receiver"}
@@ -68,6 +75,73 @@ class SoapOptions(Strict):
     use_wsse: bool = Field(True, description="Send a WS-Security UsernameToken with the connection's login and password.")
     max_pages: int = Field(100_000, ge=1)
     http: HttpSettings = Field(default_factory=HttpSettings)
+
+
+def bounded_wsdl_cache(path: Path, timeout_seconds: int, *, max_entries: int = WSDL_CACHE_MAX_ENTRIES,
+                       max_bytes: int = WSDL_CACHE_MAX_BYTES):  # noqa: ANN201 - a zeep cache
+    """A zeep ``SqliteCache`` with a size bound (zeep's own keeps every URL it ever fetched,
+    and loopback test servers get a new port, so a new URL, every run).
+
+    After each ``add`` the cache drops expired documents, then the oldest ones beyond
+    ``max_entries`` documents or ``max_bytes`` of content. A document read by ``get`` counts as
+    used: it moves to the young end of the queue (least recently used goes first)."""
+    from zeep.cache import SqliteCache
+
+    if max_entries < 1 or max_bytes < 1:
+        raise ValueError("the WSDL cache needs max_entries >= 1 and max_bytes >= 1")
+
+    class BoundedWsdlCache(SqliteCache):
+        def __init__(self) -> None:
+            super().__init__(path=str(path), timeout=timeout_seconds)
+            with self.db_connection() as conn:  # the "last used" order, beside zeep's table
+                conn.execute("CREATE TABLE IF NOT EXISTS joinedup_lru (url text PRIMARY KEY, used real)")
+                conn.commit()
+            self.max_entries, self.max_bytes = max_entries, max_bytes
+
+        def _touch(self, conn, url: str) -> None:  # noqa: ANN001
+            conn.execute("INSERT INTO joinedup_lru (url, used) VALUES (?, ?) "
+                         "ON CONFLICT(url) DO UPDATE SET used = excluded.used", (url, time.time()))
+
+        def add(self, url: str, content: bytes) -> None:
+            super().add(url, content)
+            from zeep.cache import _is_expired
+
+            with self.db_connection() as conn:
+                self._touch(conn, url)
+                rows = conn.execute(
+                    "SELECT r.url, r.created, length(r.content) FROM request r LEFT JOIN joinedup_lru l "
+                    "ON l.url = r.url ORDER BY coalesce(l.used, 0) DESC, r.rowid DESC").fetchall()
+                kept, total, dropped = 0, 0, []
+                for row_url, created, size in rows:
+                    size = size or 0
+                    expired = bool(self._timeout) and _is_expired(created, self._timeout)
+                    fits = kept < self.max_entries and (kept == 0 or total + size <= self.max_bytes)
+                    if fits and not expired:  # the newest document is kept whatever its size
+                        kept, total = kept + 1, total + size
+                    else:
+                        dropped.append(row_url)
+                conn.executemany("DELETE FROM request WHERE url = ?", [(u,) for u in dropped])
+                conn.execute("DELETE FROM joinedup_lru WHERE url NOT IN (SELECT url FROM request)")
+                conn.commit()
+            if dropped:
+                log.debug("WSDL cache: %d old document(s) dropped to stay within its bound", len(dropped))
+
+        def get(self, url: str):  # noqa: ANN201
+            found = super().get(url)
+            if found is not None:
+                with self.db_connection() as conn:
+                    self._touch(conn, url)
+                    conn.commit()
+            return found
+
+        def urls(self) -> list[str]:
+            """The cached documents' URLs, most recently used first (for tests and support)."""
+            with self.db_connection() as conn:
+                return [r[0] for r in conn.execute(
+                    "SELECT r.url FROM request r LEFT JOIN joinedup_lru l ON l.url = r.url "
+                    "ORDER BY coalesce(l.used, 0) DESC, r.rowid DESC")]
+
+    return BoundedWsdlCache()
 
 
 def to_plain(value: Any) -> Any:
@@ -137,7 +211,6 @@ class SoapAdapter(ConnectedAdapter):
         if self._service is not None:
             return self._service
         from zeep import Client, Settings
-        from zeep.cache import SqliteCache
         from zeep.transports import Transport
 
         opts = self.options
@@ -145,7 +218,7 @@ class SoapAdapter(ConnectedAdapter):
         if opts.wsdl_cache_seconds:
             folder = var_dir() / "cache"
             folder.mkdir(exist_ok=True)
-            cache = SqliteCache(path=str(folder / "zeep-wsdl.sqlite"), timeout=opts.wsdl_cache_seconds)
+            cache = bounded_wsdl_cache(folder / "zeep-wsdl.sqlite", opts.wsdl_cache_seconds)
         transport = Transport(cache=cache, session=self.session, timeout=opts.http.read_timeout_seconds,
                               operation_timeout=opts.operation_timeout_seconds)
         settings = Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True,
