@@ -12,12 +12,19 @@ Airflow does not know the id.
 
 A ``Connection`` never shows its password or its URI in ``repr``/``str``, and no function here
 logs values: only ids.
+
+For Airflow, ``write_airflow_connections`` turns such URIs into a file for
+``airflow connections import`` (the synthetic council writes one:
+var/council/airflow_connections.json; ``joinedup simulate connections`` writes one from the
+JOINEDUP_CONN_* variables that are set).
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -107,12 +114,58 @@ def _from_airflow(conn_id: str) -> Connection | None:
         if "isn't defined" in str(exc) or type(exc).__name__ == "AirflowNotFoundException":
             return None
         raise FatalSourceError(f"connection {conn_id}: Airflow could not read it ({type(exc).__name__})") from None
+    return from_airflow_connection(conn_id, found)
+
+
+def from_airflow_connection(conn_id: str, found: Any) -> Connection:
+    """An Airflow Connection (Task SDK or model: same attribute names) -> Connection.
+    Airflow's ``schema`` is our ``path`` (without its leading '/'), its extra our query string."""
     extra = found.extra_dejson if getattr(found, "extra", None) else {}
     return Connection(
         conn_id=conn_id, conn_type=(found.conn_type or "").lower().replace("-", "_"), host=found.host or "",
         port=found.port, login=found.login or "", password=found.password or "",
         path=("/" + found.schema.lstrip("/")) if found.schema else "", extra=dict(extra), origin="airflow",
     )
+
+
+def airflow_connection_fields(conn: Connection) -> dict[str, Any]:
+    """A Connection as one entry of an ``airflow connections import`` JSON file (the inverse of
+    ``from_airflow_connection``: importing the entry gives back the same Connection)."""
+    fields: dict[str, Any] = {"conn_type": conn.conn_type}
+    for key, value in (("host", conn.host), ("port", conn.port), ("login", conn.login),
+                       ("password", conn.password), ("schema", conn.path.lstrip("/"))):
+        if value:
+            fields[key] = value
+    if conn.extra:
+        fields["extra_dejson"] = dict(conn.extra)
+    return fields
+
+
+def write_airflow_connections(uris: dict[str, str], path: Path) -> Path:
+    """Write ``{connection id: URI}`` (ids as the adapters' YAML spells them: lower case) as a
+    file for ``airflow connections import PATH``. The file holds secrets: it is created
+    readable by its owner only (0600) and replaced atomically; nothing is logged but its path
+    and the ids."""
+    entries = {}
+    for conn_id, uri in sorted(uris.items()):
+        conn_id = conn_id.lower()
+        entries[conn_id] = airflow_connection_fields(parse_connection_uri(conn_id, uri, "the council"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(entries, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
+
+
+def connections_from_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Every ``JOINEDUP_CONN_<ID>`` variable as ``{id: URI}`` (e.g. the ``export`` lines that
+    ``joinedup simulate serve`` prints), for ``write_airflow_connections``."""
+    environ = os.environ if environ is None else environ
+    return {k[len(ENV_PREFIX):].lower(): v for k, v in environ.items() if k.startswith(ENV_PREFIX) and v}
 
 
 def get_connection(conn_id: str) -> Connection:
