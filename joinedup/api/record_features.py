@@ -1,0 +1,174 @@
+"""Match features of ONE canonical record in plain Python, for the lookup API's hot path.
+
+``joinedup.mci.standardise.standardise`` is the matcher's contract: a pandas frame in, the
+features out. It is built for millions of rows (work once per distinct value), but for a
+single search query, or the few hundred candidate records a search scores, building frames
+costs far more than the rules themselves: a search took over a second under load. This
+module applies the same rules, from the same public building blocks (``joinedup.names``,
+``joinedup.dates``, ``joinedup.identifiers``, ``joinedup.addresses``), to one dict.
+
+It must give exactly what ``standardise`` gives for a one-row frame:
+``tests/unit/test_api_record_features.py`` checks that property with hypothesis on generated
+records, so a change to the matcher's rules that is not made here fails the tests.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from joinedup import identifiers as ids
+from joinedup.addresses import address_parts
+from joinedup.dates import dob_evidence, to_date
+from joinedup.names import family_name_parts, name_roots, normalise_name, soundex
+
+__all__ = ["record_features"]
+
+CACHE_SIZE = 65_536  # per process; names, dates and postcodes repeat a great deal
+
+
+def _value(record: Mapping[str, Any], name: str) -> Any:
+    """The field, with None for absent and for float NaN (how a frame marks missing)."""
+    v = record.get(name)
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _name(value: Any) -> str | None:
+    return normalise_name(value)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _roots(given: Any) -> str | None:
+    roots = name_roots(given)
+    return "|".join(sorted(roots)) if roots else None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _parts(family: Any, previous: Any) -> str | None:
+    parts = family_name_parts(family, previous)
+    return "|".join(parts) if parts else None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _soundex(value: str) -> str | None:
+    return soundex(value)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _dob(value: Any) -> tuple[str | None, int | None, bool]:
+    """(dob, dob_year, dob_is_placeholder): placeholders keep at most their year."""
+    d = to_date(value)
+    if d is None:
+        return None, None, False
+    evidence = dob_evidence(d)
+    if evidence == "full":
+        return d.isoformat(), d.year, False
+    if evidence == "year":
+        return None, d.year, True
+    return None, None, True
+
+
+def _sex(value: Any) -> str | None:
+    s = str(value).strip().upper()
+    if s in ("F", "FEMALE", "2"):
+        return "F"
+    if s in ("M", "MALE", "1"):
+        return "M"
+    return None
+
+
+def _nhs(value: Any) -> str | None:
+    n = ids.normalise_nhs_number(value)
+    return n if n is not None and ids.is_valid_nhs_number(n) else None
+
+
+def _uprn(value: Any) -> str | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        digits = value.lstrip("0")
+        return digits if 0 < len(digits) <= 12 else None
+    n = ids.normalise_uprn(value)
+    return n if n is not None and ids.is_valid_uprn(n) else None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _home_postcode(value: Any) -> str | None:
+    n = ids.normalise_postcode(value)
+    return n if n is not None and ids.is_valid_postcode(n, allow_special=False) else None
+
+
+def _email(value: Any) -> str | None:
+    n = ids.normalise_email(value)
+    return n if n is not None and ids.is_plausible_email(n) else None
+
+
+def _phone(value: Any) -> str | None:
+    n = ids.normalise_phone(value)
+    if n is None:
+        return None
+    digits = n.lstrip("+")
+    if len(digits) < 10 or len(set(digits[1:])) == 1:
+        return None
+    return n
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _address_lines(line1: Any, line2: Any) -> str | None:
+    parts = address_parts(line1, line2)
+    if parts.house is None and parts.street is None:
+        return None
+    return "|".join([parts.flat or "", parts.house or "", parts.street or ""])
+
+
+def _given(value: Any) -> tuple[str | None, str | None]:
+    return (_name(value), _roots(value)) if value is not None else (None, None)
+
+
+def record_features(record: Mapping[str, Any], record_id: Any = 0) -> dict[str, Any]:
+    """The matcher's features (``FEATURE_COLUMNS``) of one canonical record.
+
+    Missing fields count as empty; values are what a frame holds (str or None). The result
+    equals ``standardise(pd.DataFrame([{**record, "record_id": record_id}]))``'s one row.
+    """
+    v = lambda name: _value(record, name)  # noqa: E731
+    given, family, previous = v("given_name"), v("family_name"), v("previous_family_names")
+    given_std, given_roots = _given(given)
+    family_std = _name(family) if family is not None else None
+    dob = _dob(v("date_of_birth")) if v("date_of_birth") is not None else (None, None, False)
+    postcode = _home_postcode(v("postcode")) if v("postcode") is not None else None
+    line1, line2 = v("address_line_1"), v("address_line_2")
+    lines = _address_lines(line1, line2)
+    if postcode is None and lines is None:
+        address_key = None
+    else:
+        address_key = (postcode.replace(" ", "") if postcode else "") + "|" + (lines or "||")
+    one = lambda name, fn: (None if v(name) is None else fn(v(name)))  # noqa: E731
+    deceased = v("deceased_date")
+    return {
+        "record_id": record_id,
+        "source_system": one("source_system", str),
+        "source_key": one("source_key", str),
+        "given_name_std": given_std,
+        "given_name_roots": given_roots,
+        "given_initial": given_std[0] if given_std else None,
+        "middle_names_std": one("middle_names", _name),
+        "family_name_std": family_std,
+        "family_name_parts": _parts(family, previous),
+        "family_name_phonetic": _soundex(family_std) if family_std is not None else None,
+        "dob": dob[0],
+        "dob_year": dob[1],
+        "dob_is_placeholder": dob[2],
+        "sex": one("sex", _sex),
+        "ni_key": one("ni_number", ids.nino_key),
+        "nhs_number": one("nhs_number", _nhs),
+        "uprn": one("uprn", _uprn),
+        "postcode": postcode,
+        "postcode_outward": postcode.split(" ", 1)[0] if postcode is not None else None,
+        "address_key": address_key,
+        "email_std": one("email", _email),
+        "phone_std": one("phone", _phone),
+        "deceased": False if deceased is None else bool(str(deceased).strip()),
+    }
