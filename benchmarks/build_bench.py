@@ -1,0 +1,371 @@
+"""Full build and incremental night of the synthetic council: wall time and peak memory per
+stage (extract, land, map, validate, stage, match, cluster, golden), at a given size.
+
+What it runs is the direct-mode night (``joinedup run --direct``), stage by stage:
+
+1. serves the synthetic council of N residents on loopback (SOAP, REST, XML and fixed-width
+   drops; ``joinedup.demo.synthetic_council``) in this process — not counted;
+2. runs every pipeline step (``land``, ``check``, ``stage`` per source, then ``merge``) in a
+   **fresh child process** with a :class:`benchmarks.support.StageClock` wrapped around the
+   calls inside it, so each fine stage gets its own exclusive time and peak RSS
+   (see the support module for how memory is measured);
+3. scores the index against the truth (``joinedup evaluate``) and exports the staged canonical
+   records per source as CSV (for ``peers_bench`` and ``threshold_bench``);
+4. serves the council's next night (about 1% of records new or changed) and runs the same
+   steps again: the incremental night, with its ratio to the full build;
+5. keeps the figures in ``docs/benchmarks/build.json`` and redraws
+   ``docs/build_scaling.png`` (log-log, each stage's seconds and peak memory against size)
+   from every size recorded so far.
+
+Where the stages come from: ``extract`` is the time inside the adapter (building it and
+pulling its pages), ``land`` the landing writer (pages to disk, manifest, cursor),
+``map``/``validate`` ``map_records``/``validate_batch``, ``stage`` ``stage_records``,
+``match`` loading and standardising the index, the model (trained on the first night) and
+scoring candidate pairs, ``cluster`` planning and writing clusters, links and review pairs,
+``golden`` survivorship and the CRM search keys; ``other`` is the rest (run table, reading
+landed files back, parquet hand-over, the match report). The runs table's own per-step
+seconds are kept beside them as a cross-check.
+
+Run:  .venv/bin/python benchmarks/build_bench.py --residents 10000 [--seed 2026]
+      .venv/bin/python -m benchmarks build -- --residents 100000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.support import (  # noqa: E402
+    FIGURES_DIR, STAGES, LoadWatch, StageClock, load_figures, machine_summary, make_project,
+    project_env, run_child, save_figures, timed_iterator,
+)
+
+STEPS = ("land", "check", "stage")
+DEFAULT_SEED = 2026
+
+
+# -- inside one child process ---------------------------------------------------------------
+
+def instrument(clock: StageClock) -> list[str]:
+    """Wrap the pipeline's calls with the clock; the names of the calls it could not find
+    (their time then falls to ``other``: the report says so)."""
+    import joinedup.landing as landing
+    import joinedup.mci.match as match
+    import joinedup.pipeline as pipeline
+    import joinedup.steward.report as report
+
+    missing = []
+    plan = [
+        (landing.LandingWriter, "write_page", "land"), (landing.LandingWriter, "complete", "land"),
+        (pipeline, "_register_batch", "land"),
+        (pipeline, "map_records", "map"), (pipeline, "validate_batch", "validate"),
+        (pipeline, "stage_records", "stage"),
+        (match, "_load_frame", "match"), (match, "standardise", "match"),
+        (match, "choose_model", "match"), (match, "decide_pairs", "match"),
+        (match, "links_from", "cluster"), (match, "cluster_records", "cluster"),
+        (match, "_write_plan", "cluster"), (match, "refresh_golden", "golden"),
+        (report, "write_match_report", "other"),
+    ]
+    for owner, attr, name in plan:
+        if not clock.wrap(owner, attr, name):
+            missing.append(f"{owner.__name__}.{attr}")
+
+    original_build = pipeline.build_adapter
+
+    def build_adapter(config):  # noqa: ANN001, ANN202 - same signature as the original
+        with clock.stage("extract"):
+            adapter = original_build(config)
+        extract = adapter.extract
+        try:
+            adapter.extract = lambda cursor=None: timed_iterator(clock, "extract", extract(cursor))
+        except (AttributeError, TypeError):
+            missing.append("adapter.extract (not wrappable: counted in extract via other)")
+        return adapter
+
+    pipeline.build_adapter = build_adapter
+    return missing
+
+
+def child_main(step: str, source: str, run_id: str, result_file: Path) -> int:
+    """One pipeline step in this (fresh) process, measured; figures to ``result_file``."""
+    started = time.perf_counter()
+    import joinedup.pipeline as pipeline
+
+    clock = StageClock()
+    missing = instrument(clock)
+    imported = time.perf_counter()
+    clock.start_sampling()
+    with clock.stage("other"):
+        if step == "merge":
+            outcome = pipeline.merge(run_id)
+        else:
+            outcome = getattr(pipeline, step)(source, run_id)
+    clock.stop_sampling()
+    finished = time.perf_counter()
+    from benchmarks.support import peak_rss_bytes
+
+    figures = {
+        "step": step, "source": source, "stages": clock.as_dict(),
+        "seconds_in_step": round(finished - imported, 3),
+        "seconds_startup": round(imported - started, 3),
+        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
+        "not_instrumented": missing,
+        "outcome": {k: v for k, v in outcome.items() if isinstance(v, (int, float, str, bool)) or v is None},
+    }
+    result_file.write_text(json.dumps(figures), encoding="utf-8")
+    return 0
+
+
+# -- the parent: one night, then the next --------------------------------------------------
+
+def run_night_steps(sources: list[str], run_id: str, env: dict[str, str], work: Path,
+                    say=print) -> dict[str, Any]:  # noqa: ANN001
+    """Every step of one night in its own process; the figures per step and per stage."""
+    steps: list[dict[str, Any]] = []
+    plan = [(step, source) for source in sources for step in STEPS] + [("merge", "-")]
+    for step, source in plan:
+        result = work / f"step-{step}-{source}.json"
+        argv = [sys.executable, str(Path(__file__).resolve()), "--child", step, source, run_id, str(result)]
+        fig = run_child(argv, env, result)
+        steps.append(fig)
+        say(f"  {step:6} {source:11} {fig['seconds_in_step']:8.1f} s   peak {fig['peak_rss_mb']:7.0f} MB"
+            f"   (start-up {fig['seconds_startup']:.1f} s)")
+    return summarise(steps)
+
+
+def summarise(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per stage: seconds summed over every process, peak RSS the largest of any process."""
+    stages = {name: {"seconds": 0.0, "peak_rss_mb": 0.0} for name in STAGES}
+    for fig in steps:
+        for name, s in fig["stages"].items():
+            into = stages.setdefault(name, {"seconds": 0.0, "peak_rss_mb": 0.0})
+            into["seconds"] = round(into["seconds"] + s["seconds"], 3)
+            into["peak_rss_mb"] = max(into["peak_rss_mb"], s["peak_rss_mb"])
+    measured = round(sum(s["seconds"] for s in stages.values()), 3)
+    return {
+        "stages": stages,
+        "seconds_measured": measured,
+        "seconds_startup": round(sum(f["seconds_startup"] for f in steps), 3),
+        "seconds_outside": round(sum(f["wall_seconds_outside"] for f in steps), 3),
+        "peak_rss_mb": max(f["peak_rss_mb"] for f in steps),
+        "steps": [{k: f[k] for k in ("step", "source", "seconds_in_step", "seconds_startup", "peak_rss_mb",
+                                     "outcome", "not_instrumented")} for f in steps],
+    }
+
+
+def runs_table(run_id: str) -> dict[str, Any]:
+    """What the pipeline itself recorded for the night (``runs``: seconds per step)."""
+    from sqlalchemy import select
+
+    from joinedup.mci.store import Run, session_factory
+
+    with session_factory()() as session:
+        return {r.stage: {"status": r.status, "seconds": (r.figures or {}).get("seconds")}
+                for r in session.scalars(select(Run).where(Run.run_id == run_id))}
+
+
+def quality() -> dict[str, Any]:
+    from joinedup.cli.simulate import evaluate_index
+
+    result, systems = evaluate_index()
+    q = result.as_dict()
+    return {k: q[k] for k in ("records", "persons", "clusters", "precision", "recall", "f1",
+                              "false_merges", "missed_merges", "twin_pairs", "twins_merged")}
+
+
+def export_canonical(folder: Path) -> dict[str, int]:
+    """The staged canonical records, one CSV per source (what ``joinedup link``, Splink alone
+    and recordlinkage are compared on), with the council's truth beside them."""
+    import shutil
+
+    import pandas as pd
+    from sqlalchemy import select
+
+    from joinedup.canonical import person_fields
+    from joinedup.demo import council_dir
+    from joinedup.mci.store import SourceRecord, session_factory
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fields = [f for f in person_fields() if f != "source_system"]
+    counts: dict[str, int] = {}
+    with session_factory()() as session:
+        rows = session.execute(select(SourceRecord.source_system, SourceRecord.record)).all()
+    by_source: dict[str, list[dict]] = {}
+    for system, record in rows:
+        by_source.setdefault(system, []).append(record)
+    for system, records in by_source.items():
+        pd.DataFrame(records).reindex(columns=fields).to_csv(folder / f"{system}.csv", index=False)
+        counts[system] = len(records)
+    for name in ("truth.csv", "twins.csv"):
+        shutil.copy(council_dir() / name, folder / name)
+    return counts
+
+
+def night(residents: int, seed: int, council_night: int, env: dict[str, str], work: Path,
+          say=print) -> dict[str, Any]:  # noqa: ANN001
+    from joinedup.adapters import load_sources
+    from joinedup.demo import synthetic_council
+
+    run_id = f"bench{council_night}__{time.strftime('%Y%m%dT%H%M%S')}"
+    t0 = time.perf_counter()
+    with synthetic_council(residents, seed, council_night) as council:
+        served = time.perf_counter() - t0
+        say(f"night {council_night}: {sum(council['records'].values()):,} records served "
+            f"({json.dumps(council['records'])}) in {served:.0f} s (not counted)")
+        sources = [c.name for c in load_sources()]
+        with LoadWatch() as load:
+            figures = run_night_steps(sources, run_id, env, work, say)
+    figures.update(run_id=run_id, council_records=council["records"], council_residents=council["residents"],
+                   seconds_serving=round(served, 1), load_average=load.summary(), runs_table=runs_table(run_id),
+                   quality=quality())
+    staged = [s["outcome"] for s in figures["steps"] if s["step"] == "stage"]
+    figures["records_new"] = sum(int(o.get("new", 0)) for o in staged)
+    figures["records_changed"] = sum(int(o.get("changed", 0)) for o in staged)
+    return figures
+
+
+def measure(residents: int, seed: int, work: Path, *, incremental: bool = True, db_url: str | None = None,
+            say=print) -> dict[str, Any]:  # noqa: ANN001
+    """The full build and (optionally) the next night, in a fresh project under ``work``."""
+    home = make_project(work / "project")
+    env = project_env(home, db_url)
+    os.environ.update(env)
+    out: dict[str, Any] = {"residents": residents, "seed": seed, "machine": machine_summary(),
+                           "store": "postgresql" if db_url and db_url.startswith("postgres") else "sqlite"}
+    out["full"] = night(residents, seed, 0, env, work, say)
+    out["canonical_csvs"] = str(work / "canonical")
+    out["canonical_records"] = export_canonical(work / "canonical")
+    if incremental:
+        out["incremental"] = night(residents, seed, 1, env, work, say)
+        full, inc = out["full"]["seconds_measured"], out["incremental"]["seconds_measured"]
+        records = sum(out["incremental"]["council_records"].values())
+        touched = out["incremental"]["records_new"] + out["incremental"]["records_changed"]
+        out["incremental"]["share_of_records_changed"] = round(touched / max(records, 1), 4)
+        out["speedup_measured"] = round(full / inc, 1) if inc else None
+        out["speedup_with_startup"] = round(
+            (full + out["full"]["seconds_startup"]) / (inc + out["incremental"]["seconds_startup"]), 1)
+    return out
+
+
+# -- printing and the plot ------------------------------------------------------------------
+
+def table(figures: dict[str, Any]) -> str:
+    full, inc = figures["full"], figures.get("incremental")
+    lines = [f"| stage | full build s | full peak MB | incremental s | incremental peak MB | ratio |",
+             "|---|---|---|---|---|---|"]
+    for name in STAGES:
+        f = full["stages"].get(name, {"seconds": 0, "peak_rss_mb": 0})
+        if inc:
+            i = inc["stages"].get(name, {"seconds": 0, "peak_rss_mb": 0})
+            ratio = f"{f['seconds'] / i['seconds']:.1f}x" if i["seconds"] > 0.005 else "-"
+            lines.append(f"| {name} | {f['seconds']:.1f} | {f['peak_rss_mb']:.0f} | {i['seconds']:.2f} | "
+                         f"{i['peak_rss_mb']:.0f} | {ratio} |")
+        else:
+            lines.append(f"| {name} | {f['seconds']:.1f} | {f['peak_rss_mb']:.0f} | - | - | - |")
+    lines.append(f"| **all stages** | {full['seconds_measured']:.1f} | {full['peak_rss_mb']:.0f} | "
+                 + (f"{inc['seconds_measured']:.2f} | {inc['peak_rss_mb']:.0f} | {figures['speedup_measured']}x |"
+                    if inc else "- | - | - |"))
+    return "\n".join(lines)
+
+
+def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
+    """docs/build_scaling.png: each stage's seconds and peak MB against residents, log-log,
+    full build (solid) and incremental night (dashed), from docs/benchmarks/build.json."""
+    data = load_figures("build", folder)
+    rows = sorted((v for v in data.values() if "full" in v and v.get("store", "sqlite") == "sqlite"),
+                  key=lambda v: v["residents"])
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = out or folder.parent / "build_scaling.png"
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5.5))
+    colours = plt.get_cmap("tab10")
+    for i, name in enumerate(STAGES):
+        for kind, style in (("full", "-"), ("incremental", "--")):
+            pts = [(r["residents"], r[kind]["stages"].get(name, {})) for r in rows if kind in r]
+            xs = [x for x, s in pts if s.get("seconds", 0) > 0]
+            if not xs:
+                continue
+            ax_t.plot(xs, [s["seconds"] for _, s in pts if s.get("seconds", 0) > 0], style, marker="o",
+                      color=colours(i), label=name if kind == "full" else None)
+            ax_m.plot(xs, [s["peak_rss_mb"] for _, s in pts if s.get("seconds", 0) > 0], style, marker="o",
+                      color=colours(i), label=name if kind == "full" else None)
+    for ax, what in ((ax_t, "seconds (exclusive, summed over processes)"), (ax_m, "peak RSS, MB (per stage)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("residents")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+    ax_t.legend(fontsize=8, ncol=2, title="solid: full build; dashed: next night", title_fontsize=8)
+    fig.suptitle("JoinedUp build of the synthetic council: cost per stage against size")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        _, step, source, run_id, result = argv
+        return child_main(step, source, run_id, Path(result))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--work", type=Path, help="work folder (default var/bench/build-<residents>)")
+    parser.add_argument("--no-incremental", action="store_true")
+    parser.add_argument("--db-url", help="MCI database URL (default a fresh SQLite file); an EMPTY database")
+    parser.add_argument("--no-save", action="store_true", help="do not record in docs/benchmarks/build.json")
+    args = parser.parse_args(argv)
+    work = args.work or REPO / "var" / "bench" / f"build-{args.residents}"
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"build benchmark: {args.residents:,} residents, seed {args.seed}, work folder {work}", flush=True)
+    print(f"machine: {json.dumps(machine_summary())}", flush=True)
+    figures = measure(args.residents, args.seed, work, incremental=not args.no_incremental, db_url=args.db_url,
+                      say=lambda s: print(s, flush=True))
+    full = figures["full"]
+    records = sum(full["council_records"].values())
+    print()
+    print(f"records: {records:,} from {full['council_residents']:,} residents "
+          f"({records / max(full['council_residents'], 1):.2f} per resident)")
+    print(table(figures))
+    print(f"full build: {full['seconds_measured']:.1f} s in the stages + {full['seconds_startup']:.1f} s "
+          f"process start-up/imports ({len(full['steps'])} processes); peak {full['peak_rss_mb']:.0f} MB; "
+          f"load average mean {full['load_average']['mean']}, max {full['load_average']['max']}")
+    if "incremental" in figures:
+        inc = figures["incremental"]
+        print(f"incremental night: {inc['records_new']:,} new + {inc['records_changed']:,} changed records "
+              f"({inc['share_of_records_changed']:.2%}); {inc['seconds_measured']:.2f} s in the stages + "
+              f"{inc['seconds_startup']:.1f} s start-up; {figures['speedup_measured']}x faster than the full "
+              f"build ({figures['speedup_with_startup']}x counting start-up); load mean {inc['load_average']['mean']}")
+    q = full["quality"]
+    print(f"quality after the full build: precision {q['precision']:.4f} recall {q['recall']:.4f} F1 {q['f1']:.4f} "
+          f"twins merged {q['twins_merged']} of {q['twin_pairs']}")
+    missing = sorted({m for s in full["steps"] for m in s["not_instrumented"]})
+    if missing:
+        print(f"not instrumented (time in 'other'): {', '.join(missing)}")
+    print(f"runs table (seconds per step, full build): "
+          f"{json.dumps({k: v['seconds'] for k, v in sorted(full['runs_table'].items())})}")
+    if not args.no_save:
+        key = f"{args.residents}" + ("" if figures["store"] == "sqlite" else f"-{figures['store']}")
+        path = save_figures("build", key, figures)
+        png = plot()
+        print(f"figures: {path.relative_to(REPO)}; plot: {png.relative_to(REPO) if png else '-'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
