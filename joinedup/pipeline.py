@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +28,9 @@ from sqlalchemy.orm import Session
 
 from joinedup.adapters import build_adapter, load_source
 from joinedup.adapters.config import SourceConfig, adapters_dir
+from joinedup.faults import fault_point
 from joinedup.landing import LandingWriter, completed_manifest, manifest_folder, read_landed, Manifest
+from joinedup.locks import run_lock
 from joinedup.mapping.engine import SchemaDriftError, map_records
 from joinedup.mapping.spec import load_mapping
 from joinedup.mci.staging import stage_records
@@ -78,26 +82,51 @@ def _record_stage(run_id: str, stage: str) -> tuple[Session, StageTimer]:
 
 # -- land ---------------------------------------------------------------------------------
 def land(source_name: str, run_id: str) -> dict[str, Any]:
-    """Extract and land; the cursor advances only once the whole extract is landed."""
+    """Extract and land; the cursor advances only once the whole extract is landed.
+
+    Holds the source's run lock (joinedup.locks), taken before the stage is recorded so a
+    refused second run never overwrites the first one's row in ``runs``. A write that fails
+    (disk full, file too large) stops the run with an OSError that says so: the half-written
+    file is removed, nothing counts as landed and the cursor stays where it was."""
     config = source_config(source_name)
-    session, timer = _record_stage(run_id, f"land:{source_name}")
-    with session, timer:
-        manifest = completed_manifest(source_name, run_id)
-        if manifest is None:  # not landed yet (or a crash stopped it half way): extract
-            stored = session.get(SourceCursor, source_name)
-            cursor = stored.cursor if stored else None
-            adapter = build_adapter(config)
-            writer = LandingWriter(source_name, run_id, cursor)
-            cursor = writer.resume_cursor or cursor
-            for page in adapter.extract(cursor):
-                writer.write_page(page.records, page.origin, page.cursor)
-                adapter.acknowledge(page)
-                cursor = page.cursor or cursor
-            manifest = writer.complete(cursor)
-        _register_batch(session, manifest)
-        figures = {"rows_landed": manifest.rows, "pages": len(manifest.pages)}
-        timer.finish(figures)
-        return {"source": source_name, **figures}
+    with run_lock(f"source:{source_name}", run_id):
+        session, timer = _record_stage(run_id, f"land:{source_name}")
+        with session, timer:
+            manifest = completed_manifest(source_name, run_id)
+            if manifest is None:  # not landed yet (or a crash stopped it half way): extract
+                stored = session.get(SourceCursor, source_name)
+                cursor = stored.cursor if stored else None
+                adapter = build_adapter(config)
+                writer = LandingWriter(source_name, run_id, cursor)
+                cursor = writer.resume_cursor or cursor
+                for page in adapter.extract(cursor):
+                    with _landing_write(writer, source_name, run_id):
+                        writer.write_page(page.records, page.origin, page.cursor)
+                    adapter.acknowledge(page)
+                    cursor = page.cursor or cursor
+                    fault_point("mid-land")
+                with _landing_write(writer, source_name, run_id):
+                    manifest = writer.complete(cursor)
+            _register_batch(session, manifest)
+            figures = {"rows_landed": manifest.rows, "pages": len(manifest.pages)}
+            timer.finish(figures)
+    fault_point("after-land")
+    return {"source": source_name, **figures}
+
+
+@contextmanager
+def _landing_write(writer: LandingWriter, source_name: str, run_id: str) -> Iterator[None]:
+    """Turn a failed landing write (ENOSPC, EFBIG, EIO...) into an error that says what to do,
+    and remove the half-written temporary file at once (it may be what filled the disk)."""
+    try:
+        yield
+    except OSError as exc:
+        for partial in writer.folder.glob("*.tmp"):
+            partial.unlink(missing_ok=True)
+        raise OSError(exc.errno, f"landing {source_name} for run {run_id} could not write to {writer.folder}: "
+                      f"{exc.strerror or exc}. Nothing of the unfinished page counts as landed and the cursor "
+                      "is unchanged; free space (or raise the file-size limit) and re-run: pages already "
+                      "landed are kept and the extract resumes after them.") from exc
 
 
 def _register_batch(session: Session, manifest: Manifest) -> None:
@@ -130,18 +159,37 @@ def _batches(session: Session, source_name: str, statuses: tuple[str, ...]) -> l
 
 
 def check(source_name: str, run_id: str) -> dict[str, Any]:
-    """Drift check, mapping and quality gate for each landed batch of the source."""
+    """Drift check, mapping and quality gate for each landed batch of the source.
+
+    A refused batch (drift, over the failure threshold, a batch rule broken) loads nothing,
+    but its failing rows are quarantined at once, so the steward sees them tonight. Each
+    batch's figures (rows in, failures by rule, completeness per field; counts only) go
+    into ``figures["batches"]`` for the data-quality pages, which are rewritten here."""
+    from joinedup.quality.quarantine import record_failures, supersede_open
+
     config = source_config(source_name)
     spec = load_mapping(config.mapping_path())
     session, timer = _record_stage(run_id, f"check:{source_name}")
-    figures: dict[str, Any] = {"rows_in": 0, "rows_passed": 0, "rows_failed": 0, "by_rule": {}, "duplicates_removed": 0}
+    figures: dict[str, Any] = {"rows_in": 0, "rows_passed": 0, "rows_failed": 0, "by_rule": {}, "duplicates_removed": 0,
+                               "rows_refused": 0, "batches": []}
     problems: list[str] = []
     with session, timer:
         for batch in _batches(session, source_name, ("landed", "failed")):
+            supersede_open(session, source_name, batch.run_id)  # a retried batch: its new failures replace them
             try:
                 one = _check_batch(batch, config, spec)
-            except (SchemaDriftError, QualityGateFailed) as exc:
+            except SchemaDriftError as exc:
                 batch.status, batch.status_reason = "failed", str(exc)
+                figures["batches"].append({"batch": batch.run_id, "status": "refused", "rows_in": batch.rows,
+                                           "rows_failed": 0, "by_rule": {}, "completeness": {}, "reason": "schema drift"})
+                session.commit()
+                problems.append(str(exc))
+                continue
+            except QualityGateFailed as exc:
+                batch.status, batch.status_reason = "failed", str(exc)
+                record_failures(session, source_name, batch.run_id, exc.quarantine)
+                figures["batches"].append(exc.figures)
+                figures["rows_refused"] += exc.figures.get("rows_in", 0)
                 session.commit()
                 problems.append(str(exc))
                 continue
@@ -149,11 +197,23 @@ def check(source_name: str, run_id: str) -> dict[str, Any]:
                 figures[key] += one[key]
             for rule, n in one["by_rule"].items():
                 figures["by_rule"][rule] = figures["by_rule"].get(rule, 0) + n
+            figures["batches"].append(one["figures"])
             batch.status, batch.status_reason = "checked", None
             session.commit()
         figures["problems"] = problems
         timer.finish(figures, status="failed" if problems else "ok")
-    return {"source": source_name, **figures}
+        _write_quality_pages(session, source_name)
+    return {"source": source_name, **{k: v for k, v in figures.items() if k != "batches"}}
+
+
+def _write_quality_pages(session: Session, source_name: str) -> None:
+    """Rewrite the source's data-quality page; a report, so a failure only warns."""
+    from joinedup.quality.pages import write_quality_pages
+
+    try:
+        write_quality_pages(session, [source_name])
+    except Exception as exc:  # noqa: BLE001 - a report must not stop the load
+        log.warning("data-quality page not written for source %s: %s", source_name, type(exc).__name__)
 
 
 def verdict(result: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +224,10 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, Any]:  # noqa: ANN001
+    from joinedup.quality.data_docs import publish_quietly
+    from joinedup.quality.figures import batch_figures
+    from joinedup.quality.gate import source_suite
+
     manifest = Manifest.from_json(json.loads(Path(batch.manifest_path).read_text(encoding="utf-8")))
     landed = list(read_landed(manifest))
     # A resumed extract may have fetched a page twice: identical raw records count once.
@@ -175,58 +239,72 @@ def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, A
             seen.add(key)
             unique.append(item)
     canonical = map_records([u.record for u in unique], spec, config.name)
-    gate = validate_batch(canonical, config.name)
-    if gate.failure_rate > config.quality.max_failure_rate:
-        raise QualityGateFailed(
-            f"batch {batch.run_id}: {len(gate.failed_positions)} of {gate.rows_in} rows failed "
-            f"({gate.failure_rate:.1%} > threshold {config.quality.max_failure_rate:.1%}); "
-            f"by rule: {gate.by_rule}. Nothing from this batch was loaded; fix the source or the mapping and re-run."
-        )
-    out = work_dir(batch)
-    out.mkdir(parents=True, exist_ok=True)
-    gate.passed.drop(columns=["mapping_issues"]).to_parquet(out / "passed.parquet.tmp", index=False)
+    gate = validate_batch(canonical, config.name, suite=source_suite(config), run_name=batch.run_id)
+    docs = publish_quietly(gate.validation, config.name, batch.run_id)
     failures = [
         {"source_key": canonical.at[canonical.index[f.position], "source_key"], "rule": f.rule, "field": f.field,
          "reason": f.reason, "landing_file": unique[f.position].file, "landing_row": unique[f.position].row}
         for f in gate.failures
     ]
+    duplicates = len(landed) - len(unique)
+    refused = []
+    if gate.failure_rate > config.quality.max_failure_rate:
+        refused.append(f"{len(gate.failed_positions)} of {gate.rows_in} rows failed "
+                       f"({gate.failure_rate:.1%} > threshold {config.quality.max_failure_rate:.1%}); by rule: {gate.by_rule}")
+    refused.extend(b.describe() for b in gate.batch_failures)
+    if refused:
+        figures = batch_figures(batch.run_id, canonical, rows_failed=len(gate.failed_positions), by_rule=gate.by_rule,
+                                status="refused", reason="; ".join(refused), duplicates_removed=duplicates, data_docs=docs)
+        raise QualityGateFailed(
+            f"batch {batch.run_id}: " + "; ".join(refused) + ". Nothing from this batch was loaded; its failing rows "
+            "are in quarantine (`joinedup quarantine list`); fix the source or the mapping and re-run.",
+            quarantine=failures, figures=figures)
+    out = work_dir(batch)
+    out.mkdir(parents=True, exist_ok=True)
+    gate.passed.drop(columns=["mapping_issues"]).to_parquet(out / "passed.parquet.tmp", index=False)
     (out / "failures.json.tmp").write_text(json.dumps(failures), encoding="utf-8")
     (out / "passed.parquet.tmp").replace(out / "passed.parquet")
     (out / "failures.json.tmp").replace(out / "failures.json")
+    figures = batch_figures(batch.run_id, canonical, rows_failed=len(gate.failed_positions), by_rule=gate.by_rule,
+                            status="checked", duplicates_removed=duplicates, data_docs=docs)
     return {"rows_in": gate.rows_in, "rows_passed": len(gate.passed), "rows_failed": len(gate.failed_positions),
-            "by_rule": gate.by_rule, "duplicates_removed": len(landed) - len(unique)}
+            "by_rule": gate.by_rule, "duplicates_removed": duplicates, "figures": figures}
 
 
 # -- stage --------------------------------------------------------------------------------
 def stage(source_name: str, run_id: str) -> dict[str, Any]:
     """Quarantine each checked batch's failures and upsert its passing rows, in one transaction."""
     config = source_config(source_name)
-    session, timer = _record_stage(run_id, f"stage:{source_name}")
-    figures = {"new": 0, "changed": 0, "unchanged": 0, "quarantined": 0}
-    with session, timer:
-        for batch in _batches(session, source_name, ("checked",)):
-            folder = work_dir(batch)
-            passed = pd.read_parquet(folder / "passed.parquet").astype(object)
-            passed = passed.where(passed.notna(), None)
-            failures = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
-            for f in failures:
-                session.add(QuarantinedRow(run_id=batch.run_id, source_system=source_name, **f))
-            counts = stage_records(session, passed.to_dict("records"), batch.run_id, special_category=config.special_category)
-            batch.status, batch.staged_at = "staged", utcnow()
-            session.commit()
-            figures["new"] += counts.new
-            figures["changed"] += counts.changed
-            figures["unchanged"] += counts.unchanged
-            figures["quarantined"] += len({(f["landing_file"], f["landing_row"]) for f in failures})
-        timer.finish(figures)
+    with run_lock(f"source:{source_name}", run_id):
+        session, timer = _record_stage(run_id, f"stage:{source_name}")
+        figures = {"new": 0, "changed": 0, "unchanged": 0, "quarantined": 0}
+        with session, timer:
+            for batch in _batches(session, source_name, ("checked",)):
+                folder = work_dir(batch)
+                passed = pd.read_parquet(folder / "passed.parquet").astype(object)
+                passed = passed.where(passed.notna(), None)
+                failures = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
+                for f in failures:
+                    session.add(QuarantinedRow(run_id=batch.run_id, source_system=source_name, **f))
+                counts = stage_records(session, passed.to_dict("records"), batch.run_id, special_category=config.special_category)
+                batch.status, batch.staged_at = "staged", utcnow()
+                session.commit()
+                figures["new"] += counts.new
+                figures["changed"] += counts.changed
+                figures["unchanged"] += counts.unchanged
+                figures["quarantined"] += len({(f["landing_file"], f["landing_row"]) for f in failures})
+            timer.finish(figures)
+    fault_point("after-stage")
     return {"source": source_name, **figures}
 
 
 def sync_source(source_name: str, run_id: str) -> dict[str, Any]:
-    """All of one source's stages, in order (what the source's DAG does, without Airflow)."""
-    out = land(source_name, run_id)
-    out.update(check(source_name, run_id))
-    out.update(stage(source_name, run_id))
+    """All of one source's stages, in order (what the source's DAG does, without Airflow),
+    under the source's run lock, so a second sync of the source cannot start half way."""
+    with run_lock(f"source:{source_name}", run_id):
+        out = land(source_name, run_id)
+        out.update(check(source_name, run_id))
+        out.update(stage(source_name, run_id))
     return verdict(out)
 
 
@@ -235,13 +313,15 @@ def merge(run_id: str) -> dict[str, Any]:
     from joinedup.mci.match import run_match
     from joinedup.steward.report import write_match_report
 
-    session, timer = _record_stage(run_id, "merge")
-    with session, timer:
-        result = run_match(session, run_id)
-        session.commit()
-        figures = result.as_dict()
-        timer.finish(figures)
-        report = write_match_report(session, run_id)
+    with run_lock("merge", run_id):
+        session, timer = _record_stage(run_id, "merge")
+        with session, timer:
+            result = run_match(session, run_id)
+            fault_point("merge-before-commit")
+            session.commit()
+            figures = result.as_dict()
+            timer.finish(figures)
+            report = write_match_report(session, run_id)
     return {**figures, "report": str(report)}
 
 

@@ -1,0 +1,174 @@
+"""One run at a time per source (and for the merge): a lock that works across processes and
+across Airflow workers that share the MCI database.
+
+    with run_lock("source:housing", run_id):   # land / stage of one source
+        ...
+    with run_lock("merge", run_id):            # match, cluster, golden records
+        ...
+
+Two syncs of one source at once would land the same pages twice, advance the cursor twice and
+race on staging; the second one must stop with a clear error instead. ``RunLocked`` is an
+ordinary (retriable) error, so under Airflow the second task is retried later, never skipped.
+
+How the lock is held, so that a process killed by SIGKILL never leaves a stale lock behind:
+
+- PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) on a connection of its
+  own, opened for the lock and closed with it. The server releases it when that connection
+  ends, whatever happened to the process. The holder is found in ``pg_locks`` joined to
+  ``pg_stat_activity``, whose ``application_name`` carries the run id.
+- SQLite (one machine by nature): ``flock`` on ``locks/<name>.lock`` beside the database
+  file; the kernel releases it when the process dies. The file holds the run id, time and pid.
+
+The lock is re-entrant within one thread (``sync_source`` holds it around ``land`` and
+``stage``, which take it too), and exclusive between threads and processes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import threading
+import zlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine, make_url
+
+# The first key of JoinedUp's advisory locks ("JU"), so they cannot collide with another
+# application's single-key locks on the same database.
+ADVISORY_CLASS = 0x4A55
+
+
+class RunLocked(RuntimeError):
+    """Another run holds the lock: retry later (Airflow does); never run both at once."""
+
+    def __init__(self, name: str, holder_run: str | None, since: str | None, detail: str = "") -> None:
+        self.name, self.holder_run, self.since = name, holder_run, since
+        what = f"source {name.split(':', 1)[1]} is already being synced" if name.startswith("source:") else f"{name} is already running"
+        super().__init__(
+            f"{what} by run {holder_run or '(unknown run)'} since {since or '(unknown time)'}{detail}; "
+            "this run did nothing. Wait for that run to finish and try again (Airflow retries the task)."
+        )
+
+
+_local = threading.local()
+
+
+def _held() -> dict[str, int]:
+    if not hasattr(_local, "held"):
+        _local.held = {}
+    return _local.held
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def run_lock(name: str, run_id: str, engine: Engine | None = None) -> Iterator[None]:
+    """Hold the lock ``name`` (e.g. ``source:housing`` or ``merge``) for the block, or raise
+    ``RunLocked`` at once, naming the run that holds it and since when."""
+    held = _held()
+    if held.get(name):
+        held[name] += 1
+        try:
+            yield
+        finally:
+            held[name] -= 1
+        return
+    if engine is None:
+        from joinedup.mci.store import get_engine
+
+        engine = get_engine()
+    taker = _flock if engine.dialect.name == "sqlite" else _advisory
+    with taker(name, run_id, engine):
+        held[name] = 1
+        try:
+            yield
+        finally:
+            held.pop(name, None)
+
+
+# -- PostgreSQL: advisory lock on its own connection -------------------------------------
+def _advisory_key(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
+
+
+@contextlib.contextmanager
+def _advisory(name: str, run_id: str, engine: Engine) -> Iterator[None]:
+    key = _advisory_key(name)
+    conn = engine.connect()
+    try:
+        conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": f"joinedup {run_id}"[:63]})
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": ADVISORY_CLASS, "k": key}).scalar()
+        conn.commit()
+        if not got:
+            holder_run, since = _advisory_holder(conn, key)
+            raise RunLocked(name, holder_run, since)
+        yield
+    finally:
+        # Never hand a connection that held (or named) a lock back to the pool: end it, and
+        # the server drops the lock with the session even if the unlock could not be sent.
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _advisory_holder(conn: Connection, key: int) -> tuple[str | None, str | None]:
+    row = conn.execute(text(
+        "SELECT a.application_name, a.query_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :c AND l.objid = :k AND l.objsubid = 2"),
+        {"c": ADVISORY_CLASS, "k": key}).first()
+    if row is None:  # released between our attempt and this look-up
+        return None, None
+    app, since = row
+    run = app[len("joinedup "):] if app and app.startswith("joinedup ") else None
+    return run, since.isoformat(timespec="seconds") if since else None
+
+
+# -- SQLite: flock on a file beside the database -----------------------------------------
+def lock_dir(engine: Engine) -> Path:
+    """Where the SQLite MCI's lock files live: ``locks/`` beside the database file."""
+    database = make_url(str(engine.url)).database
+    if not database or database == ":memory:":
+        raise ValueError("run locks on SQLite need a database file (an in-memory database is one process only)")
+    folder = Path(database).resolve().parent / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def _flock(name: str, run_id: str, engine: Engine) -> Iterator[None]:
+    import fcntl
+
+    path = lock_dir(engine) / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(path)
+            raise RunLocked(name, holder.get("run_id"), holder.get("since"),
+                            f" (pid {holder.get('pid', '?')} on {holder.get('host', '?')})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"run_id": run_id, "since": _now(), "pid": os.getpid(),
+                                  "host": socket.gethostname()}).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_holder(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):  # being rewritten by the holder right now
+        return {}
