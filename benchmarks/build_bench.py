@@ -37,6 +37,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,9 +55,10 @@ DEFAULT_SEED = 2026
 
 # -- inside one child process ---------------------------------------------------------------
 
-def instrument(clock: StageClock) -> list[str]:
-    """Wrap the pipeline's calls with the clock; the names of the calls it could not find
-    (their time then falls to ``other``: the report says so)."""
+def instrument(clock: StageClock) -> tuple[list[str], Callable[[], None]]:
+    """Wrap the pipeline's calls with the clock. Returns the names of the calls it could not
+    find (their time then falls to ``other``: the report says so) and a function that puts
+    the originals back (for the in-process mode, so a test process is left as it was)."""
     import joinedup.landing as landing
     import joinedup.mci.match as match
     import joinedup.pipeline as pipeline
@@ -74,6 +76,8 @@ def instrument(clock: StageClock) -> list[str]:
         (match, "_write_plan", "cluster"), (match, "refresh_golden", "golden"),
         (report, "write_match_report", "other"),
     ]
+    originals = [(owner, attr, getattr(owner, attr, None)) for owner, attr, _ in plan]
+    originals.append((pipeline, "build_adapter", pipeline.build_adapter))
     for owner, attr, name in plan:
         if not clock.wrap(owner, attr, name):
             missing.append(f"{owner.__name__}.{attr}")
@@ -91,28 +95,46 @@ def instrument(clock: StageClock) -> list[str]:
         return adapter
 
     pipeline.build_adapter = build_adapter
-    return missing
+
+    def restore() -> None:
+        for owner, attr, original in originals:
+            if original is not None:
+                setattr(owner, attr, original)
+
+    return missing, restore
 
 
 def child_main(step: str, source: str, run_id: str, result_file: Path) -> int:
     """One pipeline step in this (fresh) process, measured; figures to ``result_file``."""
     started = time.perf_counter()
-    import joinedup.pipeline as pipeline
+    import joinedup.pipeline  # noqa: F401 - the imports count as start-up, not as the step
 
-    clock = StageClock()
-    missing = instrument(clock)
-    imported = time.perf_counter()
-    clock.start_sampling()
-    with clock.stage("other"):
-        if step == "merge":
-            outcome = pipeline.merge(run_id)
-        else:
-            outcome = getattr(pipeline, step)(source, run_id)
-    clock.stop_sampling()
-    finished = time.perf_counter()
+    figures = measure_step(step, source, run_id, started)
+    result_file.write_text(json.dumps(figures), encoding="utf-8")
+    return 0
+
+
+def measure_step(step: str, source: str, run_id: str, started: float | None = None) -> dict[str, Any]:
+    """One pipeline step, instrumented, in this process; its figures (originals restored)."""
+    import joinedup.pipeline as pipeline
     from benchmarks.support import peak_rss_bytes
 
-    figures = {
+    started = time.perf_counter() if started is None else started
+    clock = StageClock()
+    missing, restore = instrument(clock)
+    imported = time.perf_counter()
+    clock.start_sampling()
+    try:
+        with clock.stage("other"):
+            if step == "merge":
+                outcome = pipeline.merge(run_id)
+            else:
+                outcome = getattr(pipeline, step)(source, run_id)
+    finally:
+        clock.stop_sampling()
+        restore()
+    finished = time.perf_counter()
+    return {
         "step": step, "source": source, "stages": clock.as_dict(),
         "seconds_in_step": round(finished - imported, 3),
         "seconds_startup": round(imported - started, 3),
@@ -120,21 +142,25 @@ def child_main(step: str, source: str, run_id: str, result_file: Path) -> int:
         "not_instrumented": missing,
         "outcome": {k: v for k, v in outcome.items() if isinstance(v, (int, float, str, bool)) or v is None},
     }
-    result_file.write_text(json.dumps(figures), encoding="utf-8")
-    return 0
 
 
 # -- the parent: one night, then the next --------------------------------------------------
 
 def run_night_steps(sources: list[str], run_id: str, env: dict[str, str], work: Path,
-                    say=print) -> dict[str, Any]:  # noqa: ANN001
-    """Every step of one night in its own process; the figures per step and per stage."""
+                    say=print, in_process: bool = False) -> dict[str, Any]:  # noqa: ANN001
+    """Every step of one night in its own process (or all in this one: ``in_process``, for a
+    quick look and the smoke test — peaks then include the earlier steps' leftovers)."""
     steps: list[dict[str, Any]] = []
     plan = [(step, source) for source in sources for step in STEPS] + [("merge", "-")]
     for step, source in plan:
-        result = work / f"step-{step}-{source}.json"
-        argv = [sys.executable, str(Path(__file__).resolve()), "--child", step, source, run_id, str(result)]
-        fig = run_child(argv, env, result)
+        if in_process:
+            t0 = time.perf_counter()
+            fig = measure_step(step, source, run_id)
+            fig["wall_seconds_outside"] = round(time.perf_counter() - t0, 3)
+        else:
+            result = work / f"step-{step}-{source}.json"
+            argv = [sys.executable, str(Path(__file__).resolve()), "--child", step, source, run_id, str(result)]
+            fig = run_child(argv, env, result)
         steps.append(fig)
         say(f"  {step:6} {source:11} {fig['seconds_in_step']:8.1f} s   peak {fig['peak_rss_mb']:7.0f} MB"
             f"   (start-up {fig['seconds_startup']:.1f} s)")
@@ -210,7 +236,7 @@ def export_canonical(folder: Path) -> dict[str, int]:
 
 
 def night(residents: int, seed: int, council_night: int, env: dict[str, str], work: Path,
-          say=print) -> dict[str, Any]:  # noqa: ANN001
+          say=print, sources: list[str] | None = None, in_process: bool = False) -> dict[str, Any]:  # noqa: ANN001
     from joinedup.adapters import load_sources
     from joinedup.demo import synthetic_council
 
@@ -220,9 +246,9 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
         served = time.perf_counter() - t0
         say(f"night {council_night}: {sum(council['records'].values()):,} records served "
             f"({json.dumps(council['records'])}) in {served:.0f} s (not counted)")
-        sources = [c.name for c in load_sources()]
+        sources = sources or [c.name for c in load_sources()]
         with LoadWatch() as load:
-            figures = run_night_steps(sources, run_id, env, work, say)
+            figures = run_night_steps(sources, run_id, env, work, say, in_process)
     figures.update(run_id=run_id, council_records=council["records"], council_residents=council["residents"],
                    seconds_serving=round(served, 1), load_average=load.summary(), runs_table=runs_table(run_id),
                    quality=quality())
@@ -233,18 +259,20 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
 
 
 def measure(residents: int, seed: int, work: Path, *, incremental: bool = True, db_url: str | None = None,
-            say=print) -> dict[str, Any]:  # noqa: ANN001
-    """The full build and (optionally) the next night, in a fresh project under ``work``."""
+            say=print, sources: list[str] | None = None, in_process: bool = False) -> dict[str, Any]:  # noqa: ANN001
+    """The full build and (optionally) the next night, in a fresh project under ``work``.
+    Sets JOINEDUP_HOME/JOINEDUP_VAR/JOINEDUP_DB_URL in this process's environment."""
     home = make_project(work / "project")
     env = project_env(home, db_url)
     os.environ.update(env)
     out: dict[str, Any] = {"residents": residents, "seed": seed, "machine": machine_summary(),
-                           "store": "postgresql" if db_url and db_url.startswith("postgres") else "sqlite"}
-    out["full"] = night(residents, seed, 0, env, work, say)
+                           "store": "postgresql" if db_url and db_url.startswith("postgres") else "sqlite",
+                           "mode": "in-process" if in_process else "process per step"}
+    out["full"] = night(residents, seed, 0, env, work, say, sources, in_process)
     out["canonical_csvs"] = str(work / "canonical")
     out["canonical_records"] = export_canonical(work / "canonical")
     if incremental:
-        out["incremental"] = night(residents, seed, 1, env, work, say)
+        out["incremental"] = night(residents, seed, 1, env, work, say, sources, in_process)
         full, inc = out["full"]["seconds_measured"], out["incremental"]["seconds_measured"]
         records = sum(out["incremental"]["council_records"].values())
         touched = out["incremental"]["records_new"] + out["incremental"]["records_changed"]
@@ -329,13 +357,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-incremental", action="store_true")
     parser.add_argument("--db-url", help="MCI database URL (default a fresh SQLite file); an EMPTY database")
     parser.add_argument("--no-save", action="store_true", help="do not record in docs/benchmarks/build.json")
+    parser.add_argument("--source", action="append", help="only these sources (repeatable; not saved)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="every step in this process (quick look; not saved: peaks are not per step)")
     args = parser.parse_args(argv)
     work = args.work or REPO / "var" / "bench" / f"build-{args.residents}"
     work.mkdir(parents=True, exist_ok=True)
     print(f"build benchmark: {args.residents:,} residents, seed {args.seed}, work folder {work}", flush=True)
     print(f"machine: {json.dumps(machine_summary())}", flush=True)
     figures = measure(args.residents, args.seed, work, incremental=not args.no_incremental, db_url=args.db_url,
-                      say=lambda s: print(s, flush=True))
+                      say=lambda s: print(s, flush=True), sources=args.source, in_process=args.in_process)
     full = figures["full"]
     records = sum(full["council_records"].values())
     print()
@@ -359,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not instrumented (time in 'other'): {', '.join(missing)}")
     print(f"runs table (seconds per step, full build): "
           f"{json.dumps({k: v['seconds'] for k, v in sorted(full['runs_table'].items())})}")
-    if not args.no_save:
+    if not (args.no_save or args.source or args.in_process):
         key = f"{args.residents}" + ("" if figures["store"] == "sqlite" else f"-{figures['store']}")
         path = save_figures("build", key, figures)
         png = plot()

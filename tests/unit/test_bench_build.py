@@ -1,0 +1,107 @@
+"""Smoke test of the build benchmark's harness: a 300-resident council, two sources, every
+step in this process — the figures must be complete and plausible (never timed)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.support import STAGES, StageClock, load_figures, save_figures
+
+
+def test_stage_clock_charges_time_exclusively_and_memory_to_the_stage_that_used_it() -> None:
+    clock = StageClock(interval=0.005).start_sampling()
+    started = time.perf_counter()
+    with clock.stage("outer"):
+        with clock.stage("big"):
+            ballast = bytearray(300 * 2**20)  # touched pages: 300 MB of RSS
+            ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+            del ballast
+        with clock.stage("small"):
+            sum(range(1000))
+    wall = time.perf_counter() - started
+    clock.stop_sampling()
+    figs = clock.as_dict()
+    assert {k: v["calls"] for k, v in figs.items()} == {"outer": 1, "big": 1, "small": 1}
+    # exclusive: the three add up to (at most) the wall time of the block, never twice it
+    assert sum(v["seconds"] for v in figs.values()) <= wall + 1e-3
+    assert figs["big"]["peak_rss_mb"] >= figs["small"]["peak_rss_mb"] + 200
+
+
+def test_stage_clock_wrap_reports_a_missing_call_instead_of_failing() -> None:
+    class Thing:
+        @staticmethod
+        def work(x: int) -> int:
+            return x + 1
+
+    clock = StageClock()
+    assert clock.wrap(Thing, "work", "map") is True
+    assert clock.wrap(Thing, "gone", "map") is False
+    assert Thing.work(1) == 2
+    assert clock.figures["map"].calls == 1
+
+
+def test_figures_file_keeps_one_entry_per_key(tmp_path: Path) -> None:
+    save_figures("build", "300", {"residents": 300}, folder=tmp_path)
+    save_figures("build", "300", {"residents": 301}, folder=tmp_path)
+    save_figures("build", "1000", {"residents": 1000}, folder=tmp_path)
+    data = load_figures("build", folder=tmp_path)
+    assert sorted(data) == ["1000", "300"] and data["300"]["residents"] == 301
+
+
+def test_a_small_build_and_next_night_give_complete_plausible_figures(project: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import build_bench
+
+    for key in ("JOINEDUP_HOME", "JOINEDUP_VAR", "JOINEDUP_DB_URL"):
+        monkeypatch.setenv(key, "")  # restored after the test: measure() points them at its own project
+    work = tmp_path / "bench"
+    figures = build_bench.measure(300, 11, work, sources=["hr", "revenues"], in_process=True, say=lambda s: None)
+
+    full, inc = figures["full"], figures["incremental"]
+    for night in (full, inc):
+        assert set(STAGES) <= set(night["stages"])
+        assert all(s["seconds"] >= 0 and 50 < s["peak_rss_mb"] < 8000
+                   for name, s in night["stages"].items() if s["seconds"] > 0)
+        assert [(s["step"], s["source"]) for s in night["steps"]] == [
+            ("land", "hr"), ("check", "hr"), ("stage", "hr"),
+            ("land", "revenues"), ("check", "revenues"), ("stage", "revenues"), ("merge", "-")]
+        for step in night["steps"]:
+            assert step["not_instrumented"] == []
+        # the exclusive stage times account for the steps' time (within the clock's overhead)
+        in_steps = sum(s["seconds_in_step"] for s in night["steps"])
+        assert night["seconds_measured"] == pytest.approx(in_steps, rel=0.05, abs=0.2)
+        assert {r: v["status"] for r, v in night["runs_table"].items()} == {
+            **{f"{k}:{s}": "ok" for k in ("land", "check", "stage") for s in ("hr", "revenues")}, "merge": "ok"}
+
+    # every named stage of the full build did some work
+    assert all(full["stages"][name]["seconds"] > 0 for name in STAGES if name != "other"), full["stages"]
+    staged = {s["source"]: s["outcome"]["new"] for s in full["steps"] if s["step"] == "stage"}
+    assert staged["revenues"] > 100 and staged["hr"] > 0
+    assert full["quality"]["precision"] > 0.9 and full["quality"]["recall"] > 0.5
+
+    # the next night touches a few records, far fewer than the full build loaded
+    touched = inc["records_new"] + inc["records_changed"]
+    assert 0 < touched < sum(staged.values()) / 5
+    assert 0 < inc["share_of_records_changed"] < 0.2
+    assert figures["speedup_measured"] > 0
+
+    # the canonical CSVs for the side-by-side comparison, with the truth beside them
+    canonical = work / "canonical"
+    assert {p.name for p in canonical.iterdir()} == {"hr.csv", "revenues.csv", "truth.csv", "twins.csv"}
+    assert figures["canonical_records"] == staged
+    assert len((canonical / "revenues.csv").read_text(encoding="utf-8").splitlines()) == staged["revenues"] + 1
+    assert "Smith" not in build_bench.table(figures)  # the printed table holds figures only
+
+
+def test_the_plot_is_drawn_from_the_recorded_figures(tmp_path: Path) -> None:
+    from benchmarks import build_bench
+
+    stages = {name: {"seconds": 1.0 + i, "peak_rss_mb": 100.0 + i} for i, name in enumerate(STAGES)}
+    for n in (1000, 10000):
+        save_figures("build", str(n), {"residents": n, "store": "sqlite",
+                                       "full": {"stages": stages}, "incremental": {"stages": stages}},
+                     folder=tmp_path / "benchmarks")
+    out = build_bench.plot(tmp_path / "benchmarks", tmp_path / "build_scaling.png")
+    assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
