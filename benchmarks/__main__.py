@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "mci": ("mci_bench.py", []),
     "adapters": ("adapter_bench.py", []),
     "api": ("api_bench.py", ["--residents", "5000", "--requests", "1000"]),
+    "build": ("build_bench.py", ["--residents", "10000"]),
 }
 
 
