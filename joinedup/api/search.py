@@ -1,11 +1,16 @@
 """Find a resident from partial, misspelt details, ranked with a score and the reasons.
 
-The query is standardised by the matcher's own ``standardise`` (nickname roots, Soundex,
-postcode and identifier normalisation), candidates come from the search-key index, and each
-candidate's source records are compared field by field with the levels of the match model
-(exact, nickname, sounds alike, day and month transposed, same postcode, ...). When a trained
-model exists, each level's weight is the model's own (log2 m/u); otherwise the defaults below,
-which are a trained model's values rounded. A person's score is their best record's total.
+The query is standardised with the matcher's rules (nickname roots, Soundex, postcode and
+identifier normalisation) through ``record_features``, the plain-Python path for one record
+that gives the same features as ``joinedup.mci.standardise`` (property-tested): building
+pandas frames per request made a search cost over a second under load. Candidates come from
+the search-key index in indexed SQL, bounded twice: at most ``ROWS_PER_KEY`` index rows per
+key and ``CANDIDATE_CAP`` persons, those sharing the most keys with the query first. Each
+candidate's source records are then compared field by field in Python with the levels of the
+match model (exact, nickname, sounds alike, day and month transposed, same postcode, ...).
+When a trained model exists, each level's weight is the model's own (log2 m/u); otherwise the
+defaults below, which are a trained model's values rounded. A person's score is their best
+record's total.
 """
 from __future__ import annotations
 
@@ -16,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import jellyfish
-import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from joinedup.api.models import PersonSearchKey
+from joinedup.api.record_features import record_features
 from joinedup.api.search_keys import feature_keys
 from joinedup.dates import parse_date, transposed
-from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, SourceRecord
 
 DOB_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %m %Y", "%d/%m/%y", "%Y%m%d")
-CANDIDATE_CAP = 200
+CANDIDATE_CAP = 100   # persons scored per search, those sharing the most keys first
+ROWS_PER_KEY = 2_000  # index rows read per key: a very common key cannot flood the search
 
 # (comparison, level label) -> weight in bits; labels are the match model's own
 DEFAULT_WEIGHTS: dict[tuple[str, str], float] = {
@@ -119,8 +124,7 @@ def query_features(query: dict[str, Any]) -> dict[str, Any]:
     """The query as one standardised record (the matcher's features)."""
     record = {k: query.get(k) for k in ("given_name", "family_name", "postcode", "ni_number", "phone", "email")}
     record["date_of_birth"] = parse_dob(query.get("date_of_birth"))
-    record["record_id"] = 0
-    return standardise(pd.DataFrame([record])).to_dict("records")[0]
+    return record_features(record)
 
 
 def query_keys(features: dict[str, Any]) -> set[str]:
@@ -223,15 +227,24 @@ def _probability(bits: float, prior: float) -> float:
     return 2.0 ** total / (1.0 + 2.0 ** total)
 
 
-def retrieve(session: Session, keys: set[str], socialcare: bool, cap: int = CANDIDATE_CAP) -> list[str]:
-    """Master IDs sharing the most keys with the query, at most ``cap``."""
+def retrieve(session: Session, keys: set[str], socialcare: bool, cap: int = CANDIDATE_CAP,
+             rows_per_key: int = ROWS_PER_KEY) -> list[str]:
+    """Master IDs sharing the most keys with the query, at most ``cap``.
+
+    One indexed lookup per key (``ix_person_search_keys_key``), each limited to
+    ``rows_per_key`` rows, so the work is bounded whatever the key's frequency; then the
+    persons are counted by the keys they share."""
     if not keys:
         return []
-    query = (select(PersonSearchKey.master_id, func.count().label("hits"))
-             .where(PersonSearchKey.key.in_(sorted(keys))))
-    if not socialcare:
-        query = query.where(PersonSearchKey.restricted.is_(False))
-    query = query.group_by(PersonSearchKey.master_id).order_by(func.count().desc(), PersonSearchKey.master_id).limit(cap)
+    per_key = []
+    for key in sorted(keys):
+        one = select(PersonSearchKey.master_id).where(PersonSearchKey.key == key)
+        if not socialcare:
+            one = one.where(PersonSearchKey.restricted.is_(False))
+        per_key.append(select(one.limit(rows_per_key).subquery().c.master_id))
+    hits = union_all(*per_key).subquery()
+    query = (select(hits.c.master_id, func.count().label("hits")).group_by(hits.c.master_id)
+             .order_by(func.count().desc(), hits.c.master_id).limit(cap))
     return [row.master_id for row in session.execute(query)]
 
 
@@ -249,7 +262,7 @@ def search(session: Session, query: dict[str, Any], weights: Weights, *, socialc
     rows = [r for r in rows if socialcare or not r.special_category]
     if not rows:
         return []
-    feats = standardise(pd.DataFrame([{**(r.record or {}), "record_id": r.id} for r in rows])).to_dict("records")
+    feats = [record_features(r.record or {}, r.id) for r in rows]
     best: dict[str, tuple[float, list[tuple[str, str]]]] = {}
     for r, f in zip(rows, feats):
         levels = compare(q, f)
