@@ -28,7 +28,8 @@ from joinedup.api.problems import Problem
 from joinedup.api.ratelimit import TokenBuckets, retry_after_header
 from joinedup.api.search import QueryError, Weights, load_weights, search
 from joinedup.api.search_keys import build_search_keys, index_is_empty
-from joinedup.mci.store import Base, Person, PersonEvent, SourceRecord, get_engine
+from joinedup.mci.schema import upgrade
+from joinedup.mci.store import Person, PersonEvent, SourceRecord, get_engine
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def create_api(url: str | None = None, *, rate_per_second: float = 50.0, burst: 
     from joinedup.steward import models as _steward_models  # noqa: F401 - the audit_log table
 
     engine = get_engine(url)
-    Base.metadata.create_all(engine)
+    upgrade(engine)
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
     if build_index:
         with sessions() as session:

@@ -18,9 +18,10 @@ api_app.add_typer(keys_app, name="keys")
 
 def _sessions():  # noqa: ANN202
     from joinedup.api import models  # noqa: F401 - the api tables
-    from joinedup.mci.store import Base, get_engine, session_factory
+    from joinedup.mci.schema import upgrade
+    from joinedup.mci.store import get_engine, session_factory
 
-    Base.metadata.create_all(get_engine())
+    upgrade(get_engine())
     return session_factory()
 
 

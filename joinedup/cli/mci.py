@@ -38,3 +38,79 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
         return
     for key, value in figures.items():
         typer.echo(f"{key:28} {value}")
+
+
+db_app = typer.Typer(no_args_is_help=True, help="The MCI database schema (Alembic migrations).")
+mci_app.add_typer(db_app, name="db")
+
+_URL_HELP = "SQLAlchemy URL (default: JOINEDUP_DB_URL or var/mci.sqlite)."
+
+
+def _url(url: str | None) -> str:
+    from joinedup.mci.store import database_url
+
+    return url or database_url()
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    url: Annotated[str | None, typer.Option(help=_URL_HELP)] = None,
+) -> None:
+    """Bring the database to the newest revision (adopting one made before migrations)."""
+    from joinedup.mci.schema import SchemaError, current, upgrade
+    from joinedup.mci.store import redacted_url
+
+    target = _url(url)
+    before = current(target)
+    try:
+        after = upgrade(target, revision)
+    except SchemaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    where = redacted_url(target)
+    if before == after:
+        typer.echo(f"{where}: already at {after}")
+    else:
+        typer.echo(f"{where}: {before or 'unversioned'} -> {after}")
+
+
+@db_app.command("current")
+def db_current(url: Annotated[str | None, typer.Option(help=_URL_HELP)] = None) -> None:
+    """The revision the database is at, and the newest this version ships."""
+    from joinedup.mci.schema import current, head_revision
+
+    at, head = current(_url(url)), head_revision()
+    state = "up to date" if at == head else "behind: run `joinedup mci db upgrade`"
+    typer.echo(f"{at or 'unversioned'} (head {head}, {state})")
+
+
+@db_app.command("stamp")
+def db_stamp(
+    revision: Annotated[str, typer.Argument(help="The revision the database already matches.")],
+    url: Annotated[str | None, typer.Option(help=_URL_HELP)] = None,
+) -> None:
+    """Record the database's revision without running migrations (after fixing it by hand)."""
+    from joinedup.mci.schema import stamp
+
+    stamp(_url(url), revision)
+    typer.echo(f"stamped {revision}")
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the revision changes.")],
+    empty: Annotated[bool, typer.Option(help="Write an empty revision (data migration) instead of comparing models.")] = False,
+) -> None:
+    """Write a new revision from the models (see joinedup/mci/migrations/README.md)."""
+    from joinedup.mci.schema import NoSchemaChanges, SchemaError, new_revision
+
+    try:
+        path = new_revision(message, autogenerate=not empty)
+    except NoSchemaChanges as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    except SchemaError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {path}: read it, then commit it with the model")

@@ -27,7 +27,16 @@ def serve(
     from joinedup.steward.web import create_app
 
     typer.echo(f"Steward workbench on http://{host}:{port}/ over {redacted_url(database_url())}")
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=True, server_header=False, log_level="info")
+    try:
+        app = create_app()
+    except ValueError as exc:  # a JOINEDUP_SSO_* / JOINEDUP_LOGIN_* / proxy setting that does not parse
+        raise typer.BadParameter(str(exc)) from None
+    if app.state.sso is not None:
+        typer.echo(f"Single sign-on: user header {app.state.sso.user_header}, trusted from "
+                   f"{', '.join(str(n) for n in app.state.sso.proxies.networks)}")
+    # proxy_headers=False: the app reads X-Forwarded-For itself, from trusted proxies only
+    # (joinedup.steward.web.proxy), and must see the TCP peer to trust an SSO header
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="info")
 
 
 def _password(given: str | None) -> str:
@@ -51,9 +60,10 @@ def add(
     from joinedup.steward import models  # noqa: F401 - the users table
     from joinedup.steward.users import UserError, add_user
 
-    from joinedup.mci.store import Base, get_engine
+    from joinedup.mci.schema import upgrade
+    from joinedup.mci.store import get_engine
 
-    Base.metadata.create_all(get_engine())
+    upgrade(get_engine())
     with session_factory()() as session:
         try:
             add_user(session, username, _password(password), role, socialcare=socialcare)
@@ -67,11 +77,12 @@ def add(
 def list_(
 ) -> None:
     """The workbench users, their roles and permissions."""
-    from joinedup.mci.store import Base, get_engine, session_factory
+    from joinedup.mci.schema import upgrade
+    from joinedup.mci.store import get_engine, session_factory
     from joinedup.steward import models  # noqa: F401
     from joinedup.steward.users import list_users
 
-    Base.metadata.create_all(get_engine())
+    upgrade(get_engine())
     with session_factory()() as session:
         for user in list_users(session):
             flags = ["social care" if user.socialcare else "", "" if user.active else "disabled"]
@@ -84,11 +95,12 @@ def set_password_cmd(
     password: Annotated[str | None, typer.Option(help="Prompted for when not given.", envvar="JOINEDUP_NEW_PASSWORD")] = None,
 ) -> None:
     """Change a user's password (their open sessions end)."""
-    from joinedup.mci.store import Base, get_engine, session_factory
+    from joinedup.mci.schema import upgrade
+    from joinedup.mci.store import get_engine, session_factory
     from joinedup.steward import models  # noqa: F401
     from joinedup.steward.users import UserError, set_password
 
-    Base.metadata.create_all(get_engine())
+    upgrade(get_engine())
     with session_factory()() as session:
         try:
             set_password(session, username, _password(password))

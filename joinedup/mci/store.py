@@ -12,6 +12,9 @@ SQLite file under ``var/`` by default; any SQLAlchemy URL (PostgreSQL in product
 - ``review_pairs``      uncertain pairs waiting for a steward
 - ``steward_decisions`` must-link / cannot-link constraints every later run honours
 - ``runs``              each run's figures
+
+The schema itself is made by the Alembic migrations in ``joinedup/mci/migrations`` (see
+:mod:`joinedup.mci.schema`); a new table here needs a revision there.
 """
 from __future__ import annotations
 
@@ -196,11 +199,11 @@ def _engine_for(url: str) -> Engine:
             cur.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    # Every module that defines tables on Base, so one create_all makes the whole schema.
-    import joinedup.api.models  # noqa: F401
-    import joinedup.steward.models  # noqa: F401
+    # The schema is made and changed only by the Alembic revisions (joinedup/mci/migrations);
+    # once per process and database, so later get_engine() calls cost nothing.
+    from joinedup.mci.schema import upgrade
 
-    Base.metadata.create_all(engine)
+    upgrade(engine)
     return engine
 
 

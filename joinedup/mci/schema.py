@@ -1,0 +1,384 @@
+"""The MCI database schema: Alembic migrations, applied in code (no alembic.ini).
+
+Why this module exists: tables used to be made by ``Base.metadata.create_all``, which creates
+missing tables but never changes an existing one, so a council's database silently fell behind
+the code. Now every schema change is an Alembic revision in ``joinedup/mci/migrations/versions``
+and every entry point calls :func:`upgrade`, which
+
+* brings an empty database to the newest revision (``head``);
+* upgrades a database that is behind;
+* adopts a database made by ``create_all`` before migrations existed: it is stamped when its
+  tables match the models (or the first revision's tables, then upgraded), and refused, with
+  the differences listed, when they do not;
+* does all this once per process and database, so the pipeline's many ``get_engine()`` calls
+  cost nothing after the first.
+
+Whoever adds a table: see ``joinedup/mci/migrations/README.md``.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, create_engine, inspect, text
+from sqlalchemy.engine import Connection, Engine
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Every module that defines tables on ``joinedup.mci.store.Base``. A new module with tables
+#: must be added here, or autogenerate and the divergence test will not see it.
+MODEL_MODULES: tuple[str, ...] = (
+    "joinedup.mci.store",
+    "joinedup.api.models",
+    "joinedup.steward.models",
+)
+
+#: The first revision: the schema as ``create_all`` made it when migrations were introduced.
+BASELINE_REVISION = "0001"
+BASELINE_TABLES: frozenset[str] = frozenset(
+    {
+        "landing_batches",
+        "source_cursors",
+        "source_records",
+        "quarantine",
+        "persons",
+        "person_events",
+        "review_pairs",
+        "steward_decisions",
+        "runs",
+        "api_keys",
+        "person_search_keys",
+        "steward_users",
+        "audit_log",
+    }
+)
+
+VERSION_TABLE = "alembic_version"
+# Any constant: serialises concurrent upgrades of one PostgreSQL database (Airflow runs tasks
+# in parallel processes, each of which may be the first to touch a new database).
+_PG_LOCK_KEY = 0x4A55_4D43  # "JUMC"
+
+
+class SchemaError(RuntimeError):
+    """The database's schema cannot be brought to the code's (adoption refused, no head...)."""
+
+
+class NoSchemaChanges(SchemaError):
+    """``revision`` was asked to autogenerate but the models and migrations already agree."""
+
+
+def import_all_models() -> MetaData:
+    """Import every model module and return the one MetaData they share."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    from joinedup.mci.store import Base
+
+    return Base.metadata
+
+
+def migration_options() -> dict[str, Any]:
+    """Options for Alembic's context: compare column types; batch mode so SQLite can alter."""
+    return {
+        "compare_type": True,
+        "render_as_batch": True,
+        "version_table": VERSION_TABLE,
+    }
+
+
+def alembic_config(
+    url: str | None = None,
+    connection: Connection | None = None,
+    migrations_dir: Path = MIGRATIONS_DIR,
+) -> Config:
+    """An Alembic Config for our migrations, built in code (works from an installed wheel)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("version_locations", str(migrations_dir / "versions"))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    if url:
+        # '%' must be doubled for ConfigParser interpolation (URL-encoded passwords).
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest revision shipped with this version of JoinedUp."""
+    return _single_head(ScriptDirectory.from_config(alembic_config()))
+
+
+def _single_head(script: ScriptDirectory) -> str:
+    heads = script.get_heads()
+    if len(heads) != 1:
+        raise SchemaError(
+            f"the migrations have {len(heads)} heads ({', '.join(heads) or 'none'}) in "
+            f"{MIGRATIONS_DIR / 'versions'}; two revisions share a parent: set one's "
+            "down_revision to the other"
+        )
+    return heads[0]
+
+
+# --------------------------------------------------------------------------
+# Upgrade (once per process and database)
+# --------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_done_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_done_urls: set[str] = set()
+
+
+def upgrade(engine_or_url: Engine | str | None = None, revision: str = "head") -> str | None:
+    """Bring the database to ``revision`` (default the newest); return the revision it is at.
+
+    ``engine_or_url``: an Engine, a SQLAlchemy URL, or None for the MCI's own database
+    (``JOINEDUP_DB_URL`` or var/mci.sqlite). Repeated calls in one process for the same engine
+    (or URL) return at once.
+    """
+    engine, owned, key = _resolve(engine_or_url)
+    try:
+        with _lock:
+            if revision == "head" and (engine in _done_engines or key in _done_urls):
+                return head_revision()
+            at = _upgrade(engine, revision)
+            if revision == "head":
+                _done_engines.add(engine)
+                if owned:
+                    _done_urls.add(key)
+            return at
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def _resolve(engine_or_url: Engine | str | None) -> tuple[Engine, bool, str]:
+    if isinstance(engine_or_url, Engine):
+        return engine_or_url, False, engine_or_url.url.render_as_string(hide_password=False)
+    if engine_or_url is None:
+        from joinedup.mci.store import database_url
+
+        engine_or_url = database_url()
+    return create_engine(engine_or_url), True, engine_or_url
+
+
+def _upgrade(engine: Engine, revision: str) -> str | None:
+    try:
+        return _upgrade_once(engine, revision)
+    except Exception:
+        # Another process may have made the same tables at the same moment (SQLite has no
+        # advisory lock): if the database is now where we wanted it, all is well.
+        if revision == "head" and current(engine) == head_revision():
+            logger.info("schema was upgraded by another process meanwhile")
+            return head_revision()
+        raise
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Serialise upgrades of one SQLite file across processes (PostgreSQL uses an advisory lock).
+
+    SQLite's driver commits DDL at once, so two processes making a new database at the same
+    moment would each create half the tables; a lock file beside the database prevents it.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(database).with_name(Path(database).name + ".schema-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _upgrade_once(engine: Engine, revision: str) -> str | None:
+    metadata = import_all_models()
+    with _sqlite_file_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        config = alembic_config(connection=conn)
+        names = set(inspect(conn).get_table_names())
+        if VERSION_TABLE not in names and names & set(metadata.tables):
+            _adopt(conn, config, metadata)
+        before = MigrationContext.configure(conn, opts=migration_options()).get_current_revision()
+        command.upgrade(config, revision)
+        after = MigrationContext.configure(conn, opts=migration_options()).get_current_revision()
+    if before != after:
+        logger.info("MCI schema upgraded from %s to %s", before or "empty", after)
+    return after
+
+
+def _adopt(conn: Connection, config: Config, metadata: MetaData) -> None:
+    """Stamp a database made by create_all, if its tables are ours; else refuse, saying why."""
+    diffs = [d for d in _diffs(conn, metadata) if not _is_foreign_table(d)]
+    if not diffs:
+        command.stamp(config, "head")
+        logger.info("adopted an unversioned MCI database: its tables match the models; stamped head")
+        return
+    later = [d for d in diffs if not _is_missing_later_table(d)]
+    present = set(inspect(conn).get_table_names())
+    if not later and BASELINE_TABLES <= present:
+        command.stamp(config, BASELINE_REVISION)
+        logger.info(
+            "adopted an unversioned MCI database at the first revision; %d later table(s) to add",
+            len(diffs),
+        )
+        return
+    listed = "; ".join(describe_difference(d) for d in (later or diffs)[:20])
+    raise SchemaError(
+        f"the database at {conn.engine.url.render_as_string(hide_password=True)} has JoinedUp "
+        f"tables but no {VERSION_TABLE} table, and they differ from the models: {listed}. "
+        "Bring it in line by hand (or restore it), then record the revision it matches with "
+        "`joinedup mci db stamp REVISION` and run `joinedup mci db upgrade`."
+    )
+
+
+def _is_foreign_table(diff: Any) -> bool:
+    """A table in the database that no model defines (another application's): not ours to judge."""
+    return isinstance(diff, tuple) and diff[0] == "remove_table"
+
+
+def _is_missing_later_table(diff: Any) -> bool:
+    if not isinstance(diff, tuple):
+        return False
+    if diff[0] == "add_table":
+        return diff[1].name not in BASELINE_TABLES
+    if diff[0] == "add_index":
+        return diff[1].table.name not in BASELINE_TABLES
+    return False
+
+
+# --------------------------------------------------------------------------
+# Inspection
+# --------------------------------------------------------------------------
+
+
+def current(engine_or_url: Engine | str | None = None) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    engine, owned, _ = _resolve(engine_or_url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn, opts=migration_options()).get_current_revision()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def differences(engine_or_url: Engine | str | None = None) -> list[Any]:
+    """Alembic's autogenerate diff between the database and the models ([] when they agree)."""
+    metadata = import_all_models()
+    engine, owned, _ = _resolve(engine_or_url)
+    try:
+        with engine.connect() as conn:
+            return _diffs(conn, metadata)
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def _diffs(conn: Connection, metadata: MetaData) -> list[Any]:
+    context = MigrationContext.configure(conn, opts=migration_options())
+    return [d for d in compare_metadata(context, metadata) if not _is_version_table(d)]
+
+
+def _is_version_table(diff: Any) -> bool:
+    return isinstance(diff, tuple) and diff[0] == "remove_table" and diff[1].name == VERSION_TABLE
+
+
+def describe_difference(diff: Any) -> str:
+    """One autogenerate difference in words (table, column and index names only)."""
+    if isinstance(diff, list):  # column modifications come as a list of tuples
+        return ", ".join(describe_difference(d) for d in diff)
+    kind = diff[0]
+    if kind in ("add_table", "remove_table"):
+        return f"{kind} {diff[1].name}"
+    if kind in ("add_column", "remove_column"):
+        return f"{kind} {diff[2]}.{diff[3].name}"
+    if kind in ("add_index", "remove_index"):
+        return f"{kind} {diff[1].name} on {diff[1].table.name}"
+    if kind.startswith("modify_"):
+        return f"{kind} {diff[2]}.{diff[3]}"
+    return kind
+
+
+# --------------------------------------------------------------------------
+# New revisions (for engineers)
+# --------------------------------------------------------------------------
+
+
+def stamp(engine_or_url: Engine | str | None, revision: str) -> None:
+    """Record that the database is at ``revision`` without running anything (after a manual fix)."""
+    engine, owned, _ = _resolve(engine_or_url)
+    try:
+        with engine.begin() as conn:
+            command.stamp(alembic_config(connection=conn), revision)
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def new_revision(
+    message: str, *, autogenerate: bool = True, migrations_dir: Path = MIGRATIONS_DIR
+) -> Path:
+    """Write a new revision file in migrations/versions and return its path.
+
+    With ``autogenerate`` the operations are computed by comparing the models with a scratch
+    SQLite database upgraded to the current head, so the result does not depend on anyone's
+    own database. Raises :class:`NoSchemaChanges` when there is nothing to write.
+    """
+    import_all_models()
+    script = ScriptDirectory.from_config(alembic_config(migrations_dir=migrations_dir))
+    heads = script.get_heads()
+    if len(heads) > 1:
+        _single_head(script)  # raises, saying what to do
+    rev_id = f"{_next_number(script):04d}"
+    with tempfile.TemporaryDirectory(prefix="joinedup-revision-") as scratch:
+        url = f"sqlite:///{Path(scratch) / 'head.sqlite'}"
+        engine = create_engine(url)
+        try:
+            if heads:
+                with engine.begin() as conn:
+                    command.upgrade(alembic_config(connection=conn, migrations_dir=migrations_dir), "head")
+            if autogenerate:
+                diffs = differences(engine)
+                if not diffs:
+                    raise NoSchemaChanges(
+                        "the models and the migrations already agree: nothing to write "
+                        "(add or change a model on joinedup.mci.store.Base first)"
+                    )
+            with engine.begin() as conn:
+                config = alembic_config(url=url, connection=conn, migrations_dir=migrations_dir)
+                written = command.revision(
+                    config, message=message, autogenerate=autogenerate, rev_id=rev_id
+                )
+        finally:
+            engine.dispose()
+    head_revision.cache_clear()
+    scripts = written if isinstance(written, list) else [written]
+    return Path(scripts[0].path)
+
+
+def _next_number(script: ScriptDirectory) -> int:
+    numbers = [int(r.revision) for r in script.walk_revisions() if r.revision.isdigit()]
+    return max(numbers, default=0) + 1
