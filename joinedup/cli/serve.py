@@ -27,7 +27,16 @@ def serve(
     from joinedup.steward.web import create_app
 
     typer.echo(f"Steward workbench on http://{host}:{port}/ over {redacted_url(database_url())}")
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=True, server_header=False, log_level="info")
+    try:
+        app = create_app()
+    except ValueError as exc:  # a JOINEDUP_SSO_* / JOINEDUP_LOGIN_* / proxy setting that does not parse
+        raise typer.BadParameter(str(exc)) from None
+    if app.state.sso is not None:
+        typer.echo(f"Single sign-on: user header {app.state.sso.user_header}, trusted from "
+                   f"{', '.join(str(n) for n in app.state.sso.proxies.networks)}")
+    # proxy_headers=False: the app reads X-Forwarded-For itself, from trusted proxies only
+    # (joinedup.steward.web.proxy), and must see the TCP peer to trust an SSO header
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="info")
 
 
 def _password(given: str | None) -> str:

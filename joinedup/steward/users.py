@@ -3,7 +3,8 @@
 Roles, from least to most: ``viewer`` (reads), ``steward`` (decides review pairs, unmerges),
 ``admin`` (a steward who also reads the audit log). ``socialcare`` is a separate permission:
 without it, records from special-category systems (social care) are masked everywhere.
-A council that signs in through its SSO puts a proxy in front and keeps these as the roles.
+A council that signs in through its SSO puts a proxy in front (``web/sso.py``); its users are
+the same rows, made with ``add_sso_user`` when auto-provisioned, and have no local password.
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def _check_role(role: str) -> None:
 
 def add_user(session: Session, username: str, password: str, role: str, *, socialcare: bool = False) -> StewardUser:
     username = username.strip()
-    if not username or len(username) > 80 or any(c.isspace() for c in username):
+    if not valid_username(username):
         raise UserError("a username is 1 to 80 characters without spaces")
     _check_role(role)
     _check_password_strength(password)
@@ -106,6 +107,30 @@ def set_password(session: Session, username: str, password: str) -> None:
         raise UserError(f"no user {username!r}; list them with `joinedup users list`")
     _check_password_strength(password)
     user.password_hash = hash_password(password)
+
+
+SSO_ONLY = "sso-only$"  # the stored "hash" of a user who signs in only through single sign-on
+
+
+def valid_username(username: str) -> bool:
+    return bool(username) and len(username) <= 80 and not any(c.isspace() for c in username)
+
+
+def find_user(session: Session, username: str) -> StewardUser | None:
+    return session.scalar(select(StewardUser).where(StewardUser.username == username))
+
+
+def add_sso_user(session: Session, username: str, role: str = "viewer", *, socialcare: bool = False) -> StewardUser:
+    """A user who signs in only through the council's single sign-on: no local password (the
+    stored value is not a hash, so ``authenticate`` never accepts one)."""
+    if not valid_username(username):
+        raise UserError("a username is 1 to 80 characters without spaces")
+    _check_role(role)
+    user = StewardUser(username=username, password_hash=SSO_ONLY + base64.b64encode(os.urandom(12)).decode("ascii"),
+                       role=role, socialcare=socialcare)
+    session.add(user)
+    session.flush()
+    return user
 
 
 def list_users(session: Session) -> list[StewardUser]:

@@ -13,16 +13,27 @@ from starlette.middleware.sessions import SessionMiddleware
 from joinedup.mci.store import Base, get_engine, session_factory
 from joinedup.steward import models  # noqa: F401 - registers the workbench tables on Base
 from joinedup.steward.web import routes_audit, routes_auth, routes_person, routes_report, routes_review
+from joinedup.steward.web.login_limits import LoginLimits
+from joinedup.steward.web.proxy import ForwardedFor, TrustedProxies
 from joinedup.steward.web.render import HERE, render
 from joinedup.steward.web.security import SECURITY_HEADERS, CsrfRejected, Forbidden, LoginRequired, secret_key
+from joinedup.steward.web.sso import SsoRefused, SsoSettings
 
 SESSION_HOURS = 8
 PUBLIC_PREFIXES = ("/login", "/static/")
 
 
-def create_app(db_url: str | None = None, *, secret: str | None = None, secure_cookies: bool | None = None) -> FastAPI:
-    """The workbench over the MCI at ``db_url`` (default: ``JOINEDUP_DB_URL`` or var/mci.sqlite)."""
+def create_app(db_url: str | None = None, *, secret: str | None = None, secure_cookies: bool | None = None,
+               login_limits: LoginLimits | None = None, sso: SsoSettings | None | bool = True,
+               proxies: TrustedProxies | None = None) -> FastAPI:
+    """The workbench over the MCI at ``db_url`` (default: ``JOINEDUP_DB_URL`` or var/mci.sqlite).
+
+    ``login_limits``, ``sso`` and ``proxies`` default to their environment settings (see
+    login_limits.py, sso.py, proxy.py); ``sso=None`` turns single sign-on off whatever the
+    environment says. A setting that does not parse stops the start with a message naming it."""
     app = FastAPI(title="JoinedUp steward workbench", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.login_limits = login_limits or LoginLimits.from_env()
+    app.state.sso = SsoSettings.from_env() if sso is True else (sso or None)
     engine = get_engine(db_url)
     Base.metadata.create_all(engine)  # the workbench's tables, if the engine was made before they were known
     app.state.sessions = session_factory(db_url)
@@ -55,6 +66,10 @@ def create_app(db_url: str | None = None, *, secret: str | None = None, secure_c
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
         return render(request, "error.html", status_code=403, title="Not allowed", message=exc.message)
 
+    @app.exception_handler(SsoRefused)
+    async def _sso_refused(request: Request, exc: SsoRefused) -> Response:
+        return render(request, "error.html", status_code=403, title="Not allowed", message=exc.message)
+
     @app.exception_handler(CsrfRejected)
     async def _csrf(request: Request, _exc: CsrfRejected) -> Response:
         return PlainTextResponse("The form had expired or did not come from this workbench (CSRF check failed). "
@@ -64,4 +79,6 @@ def create_app(db_url: str | None = None, *, secret: str | None = None, secure_c
     app.include_router(routes_auth.router)
     for module in (routes_report, routes_review, routes_person, routes_audit):
         app.include_router(module.router)
+    # outermost: the TCP peer is kept before anything reads the client address
+    app.add_middleware(ForwardedFor, proxies=proxies or TrustedProxies.from_env())
     return app

@@ -8,6 +8,8 @@
   ``X-CSRF-Token``); a request without it is refused with 403.
 - The user is re-read from the database on every request: a disabled user or a changed
   password ends existing sessions.
+- In single sign-on mode (``sso.py``) a trusted proxy's user header signs the user in (a new
+  session when the user differs from the session's); without it, the session decides.
 """
 from __future__ import annotations
 
@@ -20,8 +22,11 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from joinedup.paths import var_dir
+from joinedup.steward import audit
 from joinedup.steward.models import StewardUser
 from joinedup.steward.users import CurrentUser, as_current, password_version
+from joinedup.steward.web.proxy import client_address
+from joinedup.steward.web.sso import SsoRefused, SsoSettings, sso_sign_in, trusted_username
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SECRET_FILE = "steward_secret_key"
@@ -104,7 +109,39 @@ def db(request: Request):  # noqa: ANN201 - a generator dependency
         session.close()
 
 
+def _sso_user(request: Request, session: Session, settings: SsoSettings) -> StewardUser | None:
+    """The user a trusted proxy vouches for (signed in afresh when the session was someone
+    else's or nobody's), or None when there is no trusted header."""
+    try:
+        signed = sso_sign_in(request, session, settings)
+    except SsoRefused:
+        session.rollback()
+        audit.record(session, (trusted_username(request, settings) or "(blank)")[:80], "sso_refused",
+                     client=client_address(request))
+        session.commit()
+        request.session.clear()
+        raise
+    if signed is None:
+        return None
+    user = signed.user
+    fresh = request.session.get("uid") != user.id or request.session.get("pwv") != password_version(user)
+    if fresh:
+        sign_in(request, user)
+    if fresh or signed.created or signed.role_changed:
+        audit.record(session, user.username, "sso_login", client=client_address(request),
+                     detail={"created": signed.created, "role_changed": signed.role_changed})
+    session.commit()
+    return user
+
+
 def current_user(request: Request, session: Session = Depends(db)) -> CurrentUser:
+    settings: SsoSettings | None = getattr(request.app.state, "sso", None)
+    if settings is not None:
+        user = _sso_user(request, session, settings)
+        if user is not None:
+            me = as_current(user)
+            request.state.user = me
+            return me
     uid, version = request.session.get("uid"), request.session.get("pwv")
     if not uid:
         raise LoginRequired()
