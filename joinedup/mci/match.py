@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
@@ -59,6 +59,8 @@ class MatchResult:
     persons_total: int = 0
     pairs_scored: int = 0
     mode: str = "deterministic"  # "deterministic" or "rules+model"
+    path: str = ""  # "full index" or "incremental" (see run_match)
+    candidates: int = 0  # records outside tonight's that an incremental night compared with
     mode_reason: str = ""
     model_file: str | None = None
     model_trained: bool = False
@@ -86,13 +88,17 @@ def _silence_splink() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def choose_model(features: pd.DataFrame, thresholds: MatchThresholds, *,
+def choose_model(features: pd.DataFrame | Callable[[], pd.DataFrame], thresholds: MatchThresholds, *,
                  load_current: Callable[[], tuple[Any, Path] | None],
                  save: Callable[[Any], Path] | None,
-                 force_train: bool = False) -> ModelChoice:
+                 force_train: bool = False, n_records: int | None = None) -> ModelChoice:
     """The current model, else one trained now on ``features`` (and saved with ``save``);
-    None when there are fewer records than ``min_records_for_model``."""
-    n = len(features)
+    None when there are fewer records than ``min_records_for_model``.
+
+    ``features`` may be a callable that returns them: an incremental night holds only a few
+    records' features and loads the whole index only when it must train (``n_records``
+    then says how big the index is)."""
+    n = n_records if n_records is not None else len(features)  # type: ignore[arg-type]
     if n < thresholds.min_records_for_model:
         return ModelChoice(None, None, f"deterministic rules only: {n} records, fewer than the "
                            f"{thresholds.min_records_for_model} needed to train the match model")
@@ -104,7 +110,7 @@ def choose_model(features: pd.DataFrame, thresholds: MatchThresholds, *,
     from joinedup.mci.probabilistic import train
 
     _silence_splink()
-    model = train(features)
+    model = train(features() if callable(features) else features)
     path = save(model) if save else None
     log.info("trained match model %s on %d records", model.model_version, n)
     return ModelChoice(model, path, f"rules + match model {model.model_version} (trained now on "
@@ -132,12 +138,17 @@ def _evidence(model: Any, row: Mapping[str, Any], model_file: str | None) -> dic
 
 def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: MatchThresholds, *,
                  model: Any | None = None, model_file: str | None = None,
-                 with_evidence: bool = True) -> pd.DataFrame:
+                 with_evidence: bool = True, blocked_pairs: pd.DataFrame | None = None,
+                 term_frequencies: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every candidate pair touching a pending record, with its outcome.
 
     Columns ``DECISION_COLUMNS``; outcome is 'link', 'review' or 'blocked' (a hard
     constraint: never linked). Deterministic rules' links stand; the model decides the
     rest (a rule's 'review' is replaced by the model's judgement when there is a model).
+
+    ``features`` is the whole index, or (an incremental night) only the pending records
+    and their candidates, with ``blocked_pairs`` and ``term_frequencies`` taken from the
+    stored index (:mod:`joinedup.mci.features`): the decisions are the same either way.
     """
     rules = candidate_pairs(features, pending_ids)
     decided: dict[tuple[int, int], dict[str, Any]] = {}
@@ -152,7 +163,8 @@ def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: Matc
         _silence_splink()
         everyone = len(pending_ids) == len(features)
         scored = score_pairs(model, features, new_ids=None if everyone else pending_ids,
-                             threshold_weight=thresholds.review_weight)
+                             threshold_weight=thresholds.review_weight,
+                             blocked_pairs=blocked_pairs, term_frequencies=term_frequencies)
         rows = features.set_index("record_id", drop=False)
         ids = sorted(set(scored.record_id_l) | set(scored.record_id_r))
         by_id = rows.loc[ids].to_dict("index") if ids else {}
@@ -213,47 +225,151 @@ def cluster_records(record_ids: set[int], links: list[Link], features_by_id: Map
 
 # --- the nightly run against the MCI store ---------------------------------------------------
 
-def _load_frame(session: Session) -> pd.DataFrame:
-    rows = session.execute(select(SourceRecord.id, SourceRecord.record)).all()
+#: "auto" takes the full-index path when more than this share of the index must be
+#: (re)standardised tonight (a first build, a new standardisation): blocking the whole index
+#: in DuckDB is then cheaper than fetching most of it key by key.
+FULL_INDEX_SHARE = 0.5
+CHUNK = 500
+WRITE_CHUNK = 5000
+PATHS = ("auto", "full", "incremental")
+
+
+def _load_frame(session: Session, record_ids: list[int] | None = None) -> pd.DataFrame:
+    """Canonical records (with record_id) of these source records, or of all of them."""
+    if record_ids is None:
+        rows = session.execute(select(SourceRecord.id, SourceRecord.record)).all()
+    else:
+        rows = []
+        for start in range(0, len(record_ids), CHUNK):
+            chunk = record_ids[start : start + CHUNK]
+            rows += session.execute(select(SourceRecord.id, SourceRecord.record).where(SourceRecord.id.in_(chunk))).all()
     return pd.DataFrame([{**rec, "record_id": rid} for rid, rec in rows])
 
 
-def run_match(session: Session, run_id: str, *, thresholds: MatchThresholds | None = None) -> MatchResult:
+def run_match(session: Session, run_id: str, *, thresholds: MatchThresholds | None = None,
+              path: str = "auto") -> MatchResult:
+    """Match tonight's pending records. ``path``: "incremental" (standardise and block only
+    the pending records against the stored index), "full" (standardise and block the whole
+    index, as a first build does) or "auto" (incremental unless most of the index is
+    pending). Both paths decide the same pairs and clusters."""
+    if path not in PATHS:
+        raise ValueError(f"unknown match path {path!r}; known: {', '.join(PATHS)}")
     result = MatchResult()
     pending_ids = set(session.scalars(select(SourceRecord.id).where(SourceRecord.match_status == "pending")))
     result.records_compared = len(pending_ids)
     if pending_ids:
-        _match_pending(session, run_id, pending_ids, result, thresholds or load_thresholds())
+        _match_pending(session, run_id, pending_ids, result, thresholds or load_thresholds(), path)
     result.review_pairs_open = session.scalar(select(func.count()).select_from(ReviewPair).where(ReviewPair.status == "open")) or 0
     result.persons_total = session.scalar(select(func.count()).select_from(Person).where(Person.status == "active")) or 0
     return result
 
 
-def _match_pending(session: Session, run_id: str, pending_ids: set[int], result: MatchResult,
-                   thresholds: MatchThresholds) -> None:
-    from joinedup.mci import model_store
+def _refresh_stored_features(session: Session, record_ids: list[int], rules: list[Any],
+                             frame: pd.DataFrame | None = None) -> None:
+    """Standardise these records (or take them from ``frame``) and store their features."""
+    from joinedup.mci import features as stored
 
-    features = standardise(_load_frame(session))
-    choice = choose_model(features, thresholds, load_current=model_store.current_model,
-                          save=model_store.save_model)
+    if frame is not None:
+        wanted = frame[frame["record_id"].isin(set(record_ids))]
+        for start in range(0, len(wanted), 50_000):
+            stored.store_features(session, wanted.iloc[start : start + 50_000], rules)
+        return
+    for start in range(0, len(record_ids), 50_000):
+        chunk = record_ids[start : start + 50_000]
+        stored.store_features(session, standardise(_load_frame(session, chunk)), rules)
+
+
+def _masters_of(session: Session, record_ids: set[int]) -> dict[int, str | None]:
+    ids = sorted(record_ids)
+    out: dict[int, str | None] = {}
+    for start in range(0, len(ids), CHUNK):
+        out.update(session.execute(select(SourceRecord.id, SourceRecord.master_id)
+                                   .where(SourceRecord.id.in_(ids[start : start + CHUNK]))).all())
+    return out
+
+
+def _members_of(session: Session, masters: set[str]) -> dict[int, str | None]:
+    ids = sorted(masters)
+    out: dict[int, str | None] = {}
+    for start in range(0, len(ids), CHUNK):
+        out.update(session.execute(select(SourceRecord.id, SourceRecord.master_id)
+                                   .where(SourceRecord.master_id.in_(ids[start : start + CHUNK]))).all())
+    return out
+
+
+def _tf_columns(model: Any) -> list[str]:
+    return sorted({level["tf_adjustment_column"] for c in model.splink_settings["comparisons"]
+                   for level in c["comparison_levels"] if level.get("tf_adjustment_column")})
+
+
+def _match_pending(session: Session, run_id: str, pending_ids: set[int], result: MatchResult,
+                   thresholds: MatchThresholds, path: str = "auto") -> None:
+    from joinedup.mci import features as stored
+    from joinedup.mci import model_store
+    from joinedup.mci.blocking import DEFAULT_BLOCK_SIZE_CAP, DEFAULT_BLOCKING_RULES
+
+    stored.ensure_tables(session)
+    total = session.scalar(select(func.count()).select_from(SourceRecord)) or 0
+    current_model = model_store.current_model()
+    rules = list(current_model[0].blocking_rules) if current_model else list(DEFAULT_BLOCKING_RULES)
+    cap = current_model[0].block_size_cap if current_model else DEFAULT_BLOCK_SIZE_CAP
+    refresh = sorted(pending_ids | set(stored.stale_record_ids(session, rules)))
+    full = path == "full" or (path == "auto" and len(refresh) > FULL_INDEX_SHARE * total)
+    result.path = "full index" if full else "incremental"
+
+    blocked_pairs = tf_tables = None
+    if full:
+        features = standardise(_load_frame(session))
+        _refresh_stored_features(session, refresh, rules, frame=features)
+        current = dict(session.execute(select(SourceRecord.id, SourceRecord.master_id)).all())
+        training_features: Any = features
+    else:
+        _refresh_stored_features(session, refresh, rules)
+        found = stored.candidates(session, pending_ids, cap)
+        blocked_pairs = found.pairs
+        current = _masters_of(session, found.record_ids)
+        current.update(_members_of(session, {m for m in current.values() if m}))
+        features = stored.load_features(session, set(current))
+        result.candidates = len(found.record_ids) - len(pending_ids)
+        training_features = lambda: stored.load_features(session)  # noqa: E731 - only if a model must be trained
+
+    choice = choose_model(training_features, thresholds, load_current=lambda: current_model,
+                          save=model_store.save_model, n_records=total)
     model_file = str(choice.path) if choice.path else None
     result.mode = "rules+model" if choice.model is not None else "deterministic"
     result.mode_reason, result.model_file, result.model_trained = choice.reason, model_file, choice.trained_now
-    decisions = decide_pairs(features, pending_ids, thresholds, model=choice.model, model_file=model_file)
+    if not full and choice.model is not None:
+        if list(choice.model.blocking_rules) != rules or choice.model.block_size_cap != cap:
+            raise RuntimeError("the match model's blocking rules differ from the stored block keys; "
+                               "run the night with path='full' to rebuild them")
+        tf_tables = {col: stored.term_frequencies(session, col, features[col]) for col in _tf_columns(choice.model)}
+    decisions = decide_pairs(features, pending_ids, thresholds, model=choice.model, model_file=model_file,
+                             blocked_pairs=blocked_pairs, term_frequencies=tf_tables)
     result.pairs_scored = len(decisions)
 
     steward = session.execute(select(StewardDecision.kind, StewardDecision.record_id_l, StewardDecision.record_id_r)).all()
     must = [(a, b) for kind, a, b in steward if kind == "must_link"]
     cannot = {frozenset((a, b)) for kind, a, b in steward if kind == "cannot_link"}
     links = links_from(decisions, must, cannot)
+    if not full:  # a must-link may reach a record no key found: bring it and its person in
+        extra = {r for a, b in must for r in (a, b)} - set(current)
+        if extra:
+            more = _masters_of(session, extra)
+            more.update(_members_of(session, {m for m in more.values() if m}))
+            more = {k: v for k, v in more.items() if k not in current}
+            current.update(more)
+            features = pd.concat([features, stored.load_features(session, set(more))], ignore_index=True)
 
-    current = dict(session.execute(select(SourceRecord.id, SourceRecord.master_id)).all())
     members_of: dict[str, set[int]] = defaultdict(set)
     for rid, mid in current.items():
         if mid:
             members_of[mid].add(rid)
-    seqs = dict(session.execute(select(Person.master_id, Person.seq)).all())
-    next_seq = [max(seqs.values(), default=0)]
+    masters = sorted(members_of)
+    seqs: dict[str, int] = {}
+    for start in range(0, len(masters), CHUNK):
+        seqs.update(session.execute(select(Person.master_id, Person.seq)
+                                    .where(Person.master_id.in_(masters[start : start + CHUNK]))).all())
+    next_seq = [session.scalar(select(func.max(Person.seq))) or 0]
 
     def expand(records: set[int]) -> set[int]:
         out = set(records)
@@ -278,10 +394,11 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
 def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Link], decisions: pd.DataFrame,
                 current: dict[int, str | None], pending_ids: set[int], result: MatchResult,
                 model_file: str | None) -> None:
-    for mid in plan.new_masters:
-        session.add(Person(master_id=mid, seq=int(mid[2:]), created_run_id=run_id))
-        session.add(PersonEvent(master_id=mid, kind="created", run_id=run_id, reason="no existing person matched"))
-    session.flush()
+    # Bulk statements, chunked: a first build writes a row per record and per person.
+    _bulk(session, insert(Person), [{"master_id": mid, "seq": int(mid[2:]), "created_run_id": run_id}
+                                     for mid in plan.new_masters])
+    _bulk(session, insert(PersonEvent), [{"master_id": mid, "kind": "created", "run_id": run_id,
+                                          "reason": "no existing person matched"} for mid in plan.new_masters])
     for absorbed, survivor in plan.merges:
         session.execute(update(Person).where(Person.master_id == absorbed).values(status="merged", merged_into=survivor))
         session.execute(update(SourceRecord).where(SourceRecord.master_id == absorbed).values(master_id=survivor))
@@ -301,19 +418,22 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
         score = None if link.forced else float(ev.get("match_probability", 1.0) or 1.0)
         for rid in (link.a, link.b):
             linked_by.setdefault(rid, (link.kind, score, ev))
+    record_rows, event_rows = [], []
     for rid, mid in plan.assignments.items():
         rule, score, ev = linked_by.get(rid, ("new person", None, {"rule": "new person", "model_file": model_file}))
         if rid in pending_ids or current.get(rid) != mid:
-            session.execute(update(SourceRecord).where(SourceRecord.id == rid).values(
-                master_id=mid, match_status="matched", link_rule=rule[:80], link_score=score))
+            record_rows.append({"id": rid, "master_id": mid, "match_status": "matched", "link_rule": rule[:80],
+                                "link_score": score})
         if current.get(rid) != mid:
-            session.add(PersonEvent(master_id=mid, kind="linked", source_record_id=rid, run_id=run_id,
-                                    reason=rule[:200], evidence=ev))
+            event_rows.append({"master_id": mid, "kind": "linked", "source_record_id": rid, "run_id": run_id,
+                               "reason": rule[:200], "evidence": ev})
             if rid in linked_by:
                 result.linked += 1
+    _bulk(session, update(SourceRecord), record_rows)
+    _bulk(session, insert(PersonEvent), event_rows)
     result.new_persons = len(plan.new_masters)
 
-    existing_pairs = set(session.execute(select(ReviewPair.record_id_l, ReviewPair.record_id_r)).all())
+    existing_pairs = _review_pairs_among(session, set(decisions.record_id_l) | {min(a, b) for a, b in refused})
     final = lambda rid: plan.assignments.get(rid, current.get(rid))  # noqa: E731
     reviews: dict[tuple[int, int], tuple[str, float, dict[str, Any]]] = {}
     for a, b, rule, outcome, weight, prob, ev in decisions.itertuples(index=False):
@@ -336,6 +456,22 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
     from joinedup.api.search_keys import refresh_search_keys
 
     refresh_search_keys(session, {absorbed for absorbed, _ in plan.merges})  # merged away: keys dropped
+
+
+def _bulk(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """One executemany per chunk (an ORM bulk UPDATE by primary key for ``update(Model)``)."""
+    for start in range(0, len(rows), WRITE_CHUNK):
+        session.execute(statement, rows[start : start + WRITE_CHUNK])
+
+
+def _review_pairs_among(session: Session, left_ids: set[int]) -> set[tuple[int, int]]:
+    """The review pairs already recorded whose left record is one of these."""
+    ids = sorted(int(i) for i in left_ids)
+    out: set[tuple[int, int]] = set()
+    for start in range(0, len(ids), CHUNK):
+        out.update(session.execute(select(ReviewPair.record_id_l, ReviewPair.record_id_r)
+                                   .where(ReviewPair.record_id_l.in_(ids[start : start + CHUNK]))).all())
+    return out
 
 
 def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:

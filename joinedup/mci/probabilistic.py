@@ -347,6 +347,8 @@ def score_pairs(
     max_comparisons: int | None = None,
     memory_limit: str = "2GB",
     temp_directory: str | os.PathLike[str] | None = None,
+    blocked_pairs: pd.DataFrame | None = None,
+    term_frequencies: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Score candidate pairs and return those with ``match_weight >= threshold_weight``.
 
@@ -359,6 +361,11 @@ def score_pairs(
 
     The blocking report (comparisons per rule, oversized blocks) is attached as
     ``result.attrs["blocking"]``.
+
+    An incremental night against the stored index (:mod:`joinedup.mci.features`) passes
+    ``blocked_pairs`` (the pairs the stored block keys found: match_key, join_key_l,
+    join_key_r) and ``term_frequencies`` (column -> Splink tf table counted over the whole
+    index); ``features`` then holds only the records those pairs touch.
     """
     result = score_pairs_with_report(
         model,
@@ -369,6 +376,8 @@ def score_pairs(
         max_comparisons=max_comparisons,
         memory_limit=memory_limit,
         temp_directory=temp_directory,
+        blocked_pairs=blocked_pairs,
+        term_frequencies=term_frequencies,
     )
     result.pairs.attrs["blocking"] = result.blocking
     return result.pairs
@@ -385,6 +394,8 @@ def score_pairs_with_report(
     memory_limit: str = "2GB",
     temp_directory: str | os.PathLike[str] | None = None,
     explicit_pairs: list[tuple[int, int]] | None = None,
+    blocked_pairs: pd.DataFrame | None = None,
+    term_frequencies: Mapping[str, pd.DataFrame] | None = None,
 ) -> ScoringResult:
     """As :func:`score_pairs`, returning the blocking report beside the pairs.
 
@@ -395,7 +406,9 @@ def score_pairs_with_report(
     con = open_duckdb(memory_limit=memory_limit, temp_directory=temp_directory)
     try:
         _load_features(con, features)
-        if explicit_pairs is not None:
+        if blocked_pairs is not None:
+            report = _register_blocked_pairs(con, blocked_pairs, cap)
+        elif explicit_pairs is not None:
             report = _register_explicit_pairs(con, explicit_pairs, cap)
         else:
             report = generate_pairs(
@@ -408,6 +421,9 @@ def score_pairs_with_report(
         db_api, linker = _linker(con, model.splink_settings)
         if report.distinct_pairs == 0:
             return ScoringResult(_empty_pairs(model), report)
+        for column, table in (term_frequencies or {}).items():
+            tf_sdf = db_api.register(table, table_name=f"__tf_lookup_{column}")
+            linker.table_management.register_term_frequency_lookup(tf_sdf, column)
         pairs_sdf = db_api.register(PAIRS_TABLE)
         linker.table_management.register_blocked_pairs_for_predict(pairs_sdf)
         predictions = linker.inference.predict(
@@ -440,6 +456,27 @@ def _register_explicit_pairs(
     con.unregister("__explicit_pairs")
     n = int(con.execute(f"SELECT count(*) FROM {PAIRS_TABLE}").fetchall()[0][0])
     return BlockingReport(block_size_cap=cap, distinct_pairs=n)
+
+
+def _register_blocked_pairs(
+    con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame, cap: int
+) -> BlockingReport:
+    """Pairs blocked elsewhere (the stored index), in the layout generate_pairs makes."""
+    frame = pd.DataFrame(
+        {
+            "match_key": pairs["match_key"].astype(str).astype(object),
+            "join_key_l": pairs["join_key_l"].astype("int64"),
+            "join_key_r": pairs["join_key_r"].astype("int64"),
+        }
+    )
+    con.register("__blocked_pairs", frame)
+    con.execute(f"DROP TABLE IF EXISTS {PAIRS_TABLE}")
+    con.execute(
+        f"CREATE TABLE {PAIRS_TABLE} AS SELECT CAST(match_key AS VARCHAR) AS match_key, "
+        f"join_key_l, join_key_r FROM __blocked_pairs"
+    )
+    con.unregister("__blocked_pairs")
+    return BlockingReport(block_size_cap=cap, distinct_pairs=len(frame))
 
 
 def _evidence_columns(model: TrainedModel) -> list[str]:

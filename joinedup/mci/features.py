@@ -1,0 +1,296 @@
+"""The stored match index: each source record's match features and blocking keys.
+
+Why it exists: an incremental night must not standardise, load and block the whole index
+again. Each record's features (the output of :func:`joinedup.mci.standardise.standardise`)
+are written here once, when the record is standardised, with one row per blocking key it
+carries. A night then standardises only its pending records and asks the database for the
+records that share a blocking key with them (indexed, chunked SQL), never the whole table.
+
+Two tables (on :class:`joinedup.mci.store.Base`):
+
+- ``record_features``   one row per source record: every match-feature column, and the
+                        ``signature`` of the standardisation + key set that produced it (a
+                        row with another signature is stale and recomputed);
+- ``record_block_keys`` (block_key, record_id, rule_index): a 60-bit hash of one blocking
+                        rule's key values (never the values themselves, which would be a
+                        name or a date of birth). ``rule_index`` < ``RULE_KEY_OFFSET`` is
+                        the model's blocking rule of that index (capped blocks); at or above
+                        it, a deterministic rule's keys (never capped, as the rules are not).
+
+The same DuckDB SQL (:meth:`BlockingRule.keyed_select_sql`) computes the keys as the full
+build's blocking does, so the pairs found here are exactly the pairs the full build finds.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from joinedup.mci import model_settings as spec
+from joinedup.mci.blocking import BlockingRule, open_duckdb
+from joinedup.mci.rules import RULES
+from joinedup.mci.store import Base, SourceRecord
+
+log = logging.getLogger(__name__)
+
+#: Bump when standardise() changes what it produces: every stored row is then recomputed.
+FEATURES_VERSION = "1"
+#: rule_index of a deterministic rule's key = RULE_KEY_OFFSET + its position in rules.RULES.
+RULE_KEY_OFFSET = 1000
+#: Values per SQL IN (...) list: under SQLite's variable limit, kind to PostgreSQL's planner.
+CHUNK = 500
+#: Rows per bulk INSERT batch.
+WRITE_CHUNK = 5000
+TEXT_COLUMNS = tuple(c for c in spec.FEATURE_COLUMNS
+                     if c not in spec.INTEGER_COLUMNS and c not in spec.BOOLEAN_COLUMNS)
+
+
+class RecordFeatures(Base):
+    __tablename__ = "record_features"
+    record_id: Mapped[int] = mapped_column(ForeignKey("source_records.id", ondelete="CASCADE"), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(16))
+    source_system: Mapped[str | None] = mapped_column(String(40))
+    source_key: Mapped[str | None] = mapped_column(String(200))
+    given_name_std: Mapped[str | None] = mapped_column(String(200))
+    given_name_roots: Mapped[str | None] = mapped_column(String(400))
+    given_initial: Mapped[str | None] = mapped_column(String(4))
+    middle_names_std: Mapped[str | None] = mapped_column(String(200))
+    family_name_std: Mapped[str | None] = mapped_column(String(200))
+    family_name_parts: Mapped[str | None] = mapped_column(String(400))
+    family_name_phonetic: Mapped[str | None] = mapped_column(String(8))
+    dob: Mapped[str | None] = mapped_column(String(10))
+    dob_year: Mapped[int | None] = mapped_column(Integer)
+    dob_is_placeholder: Mapped[bool] = mapped_column(Boolean, default=False)
+    sex: Mapped[str | None] = mapped_column(String(1))
+    ni_key: Mapped[str | None] = mapped_column(String(9))
+    nhs_number: Mapped[str | None] = mapped_column(String(10))
+    uprn: Mapped[str | None] = mapped_column(String(12))
+    postcode: Mapped[str | None] = mapped_column(String(10))
+    postcode_outward: Mapped[str | None] = mapped_column(String(5))
+    address_key: Mapped[str | None] = mapped_column(String(400))
+    email_std: Mapped[str | None] = mapped_column(String(320))
+    phone_std: Mapped[str | None] = mapped_column(String(40))
+    deceased: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RecordBlockKey(Base):
+    __tablename__ = "record_block_keys"
+    block_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("source_records.id", ondelete="CASCADE"), primary_key=True)
+    rule_index: Mapped[int] = mapped_column(Integer)
+
+
+# Term-frequency look-ups count records per value of these columns.
+Index("ix_record_features_given_name", RecordFeatures.given_name_std)
+Index("ix_record_features_family_name", RecordFeatures.family_name_std)
+Index("ix_record_features_postcode", RecordFeatures.postcode)
+Index("ix_record_block_keys_record", RecordBlockKey.record_id)
+
+TABLES = (RecordFeatures.__table__, RecordBlockKey.__table__)
+
+
+def ensure_tables(session: Session) -> None:
+    """Create the two tables if this database has none yet (before Alembic adopts them)."""
+    conn = session.connection()
+    for table in TABLES:
+        table.create(conn, checkfirst=True)
+
+
+def rule_keys() -> list[BlockingRule]:
+    """The deterministic rules' equality keys, as blocking rules (uncapped)."""
+    return [BlockingRule(f"rule:{r.name}", r.keys) for r in RULES]
+
+
+def signature(blocking_rules: Sequence[BlockingRule]) -> str:
+    """What produced a stored row: the features version and every key definition."""
+    text = repr((FEATURES_VERSION, spec.FEATURE_COLUMNS,
+                 [(r.name, r.keys, r.where) for r in [*blocking_rules, *rule_keys()]]))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compute_block_keys(features: pd.DataFrame, blocking_rules: Sequence[BlockingRule]) -> pd.DataFrame:
+    """(record_id, rule_index, block_key) for every rule whose keys a record has, in DuckDB
+    with the very SQL the full build blocks with."""
+    from joinedup.mci.probabilistic import _load_features
+
+    keyed = [(i, r) for i, r in enumerate(blocking_rules)]
+    keyed += [(RULE_KEY_OFFSET + j, r) for j, r in enumerate(rule_keys())]
+    con = open_duckdb(memory_limit="1GB")
+    try:
+        _load_features(con, features)
+        selects = []
+        for index, rule in keyed:
+            parts = " || chr(31) || ".join(f"coalesce(CAST(k{i} AS VARCHAR), '')" for i in range(len(rule.keys)))
+            name = rule.name.replace("'", "''")
+            selects.append(
+                f"SELECT record_id, {index} AS rule_index, "
+                f"('0x' || substr(md5('{name}' || chr(30) || {parts}), 1, 15))::BIGINT AS block_key "
+                f"FROM ({rule.keyed_select_sql('match_features')})")
+        return con.execute(" UNION ALL ".join(selects)).df()
+    finally:
+        con.close()
+
+
+# --- writing --------------------------------------------------------------------------------
+
+def store_features(session: Session, features: pd.DataFrame, blocking_rules: Sequence[BlockingRule]) -> int:
+    """Write (replace) the stored features and block keys of these records; rows written."""
+    if features.empty:
+        return 0
+    sig = signature(blocking_rules)
+    ids = [int(i) for i in features["record_id"]]
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        session.execute(delete(RecordBlockKey).where(RecordBlockKey.record_id.in_(chunk)))
+        session.execute(delete(RecordFeatures).where(RecordFeatures.record_id.in_(chunk)))
+    rows = _feature_rows(features, sig)
+    for start in range(0, len(rows), WRITE_CHUNK):
+        session.execute(insert(RecordFeatures), rows[start : start + WRITE_CHUNK])
+    keys = compute_block_keys(features, blocking_rules)
+    key_rows = [{"block_key": int(k), "record_id": int(r), "rule_index": int(i)}
+                for r, i, k in zip(keys.record_id, keys.rule_index, keys.block_key)]
+    for start in range(0, len(key_rows), WRITE_CHUNK):
+        session.execute(insert(RecordBlockKey), key_rows[start : start + WRITE_CHUNK])
+    return len(rows)
+
+
+def _feature_rows(features: pd.DataFrame, sig: str) -> list[dict]:
+    cols = [c for c in spec.FEATURE_COLUMNS]
+    rows = []
+    for values in zip(*(features[c].tolist() for c in cols)):
+        row = dict(zip(cols, values))
+        row["record_id"] = int(row["record_id"])
+        year = row["dob_year"]
+        row["dob_year"] = None if year is None or year != year else int(year)
+        row["dob_is_placeholder"] = bool(row["dob_is_placeholder"])
+        row["deceased"] = bool(row["deceased"])
+        for c in TEXT_COLUMNS:
+            v = row[c]
+            row[c] = None if v is None or v != v else str(v)
+        row["signature"] = sig
+        rows.append(row)
+    return rows
+
+
+def stale_record_ids(session: Session, blocking_rules: Sequence[BlockingRule]) -> list[int]:
+    """Source records with no stored features, or features another signature produced."""
+    sig = signature(blocking_rules)
+    stmt = (select(SourceRecord.id).outerjoin(RecordFeatures, RecordFeatures.record_id == SourceRecord.id)
+            .where(or_(RecordFeatures.record_id.is_(None), RecordFeatures.signature != sig)))
+    return list(session.scalars(stmt))
+
+
+# --- reading --------------------------------------------------------------------------------
+
+def load_features(session: Session, record_ids: Iterable[int] | None = None) -> pd.DataFrame:
+    """Stored features (FEATURE_COLUMNS, the dtypes standardise() gives) of these records,
+    or of every record when ``record_ids`` is None (training needs the whole index)."""
+    cols = [getattr(RecordFeatures, c) for c in spec.FEATURE_COLUMNS]
+    rows: list = []
+    if record_ids is None:
+        rows = session.execute(select(*cols).order_by(RecordFeatures.record_id)).all()
+    else:
+        ids = sorted(set(int(i) for i in record_ids))
+        for start in range(0, len(ids), CHUNK):
+            rows += session.execute(select(*cols).where(RecordFeatures.record_id.in_(ids[start : start + CHUNK]))).all()
+    frame = pd.DataFrame(rows, columns=list(spec.FEATURE_COLUMNS))
+    for col in spec.FEATURE_COLUMNS:
+        if col in spec.BOOLEAN_COLUMNS:
+            frame[col] = frame[col].astype(bool)
+        elif col == "record_id":
+            frame[col] = frame[col].astype("int64")
+        else:
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+    return frame
+
+
+@dataclass
+class Candidates:
+    """What the store says an incremental night must compare.
+
+    ``pairs``: the model's blocked pairs touching a pending record (match_key = index of
+    the first rule that found the pair, join_key_l < join_key_r), as the full build's
+    blocking makes them; ``record_ids``: every record sharing any key with a pending one
+    (the deterministic rules' too); ``oversized``: blocks over the cap, skipped."""
+
+    pairs: pd.DataFrame
+    record_ids: set[int]
+    oversized: int = 0
+
+
+def candidates(session: Session, pending_ids: Iterable[int], block_size_cap: int) -> Candidates:
+    """Blocked pairs and candidate records for ``pending_ids``, from the stored keys only."""
+    pending = sorted(set(int(i) for i in pending_ids))
+    mine: list[tuple[int, int, int]] = []  # (record_id, block_key, rule_index)
+    for start in range(0, len(pending), CHUNK):
+        mine += session.execute(select(RecordBlockKey.record_id, RecordBlockKey.block_key, RecordBlockKey.rule_index)
+                                .where(RecordBlockKey.record_id.in_(pending[start : start + CHUNK]))).all()
+    keys = sorted({k for _, k, _ in mine})
+    sizes: dict[int, int] = {}
+    for start in range(0, len(keys), CHUNK):
+        sizes.update(session.execute(select(RecordBlockKey.block_key, func.count())
+                                     .where(RecordBlockKey.block_key.in_(keys[start : start + CHUNK]))
+                                     .group_by(RecordBlockKey.block_key)).all())
+    rule_of = {k: i for _, k, i in mine}
+    oversized = {k for k, n in sizes.items() if rule_of[k] < RULE_KEY_OFFSET and n > block_size_cap}
+    wanted = sorted(k for k, n in sizes.items() if n > 1 and k not in oversized)
+    members: dict[int, list[int]] = defaultdict(list)
+    for start in range(0, len(wanted), CHUNK):
+        for rid, key in session.execute(select(RecordBlockKey.record_id, RecordBlockKey.block_key)
+                                        .where(RecordBlockKey.block_key.in_(wanted[start : start + CHUNK]))):
+            members[key].append(rid)
+    best: dict[tuple[int, int], int] = {}
+    record_ids: set[int] = set(pending)
+    for rid, key, index in mine:
+        others = members.get(key)
+        if not others:
+            continue
+        record_ids.update(others)
+        if index >= RULE_KEY_OFFSET:
+            continue
+        for other in others:
+            if other == rid:
+                continue
+            pair = (rid, other) if rid < other else (other, rid)
+            if index < best.get(pair, RULE_KEY_OFFSET):
+                best[pair] = index
+    pairs = pd.DataFrame({
+        "match_key": pd.Series([str(i) for i in best.values()], dtype=object),
+        "join_key_l": pd.Series([p[0] for p in best], dtype="int64"),
+        "join_key_r": pd.Series([p[1] for p in best], dtype="int64"),
+    })
+    if oversized:
+        log.warning("incremental blocking: %d blocks over the cap of %d records skipped", len(oversized), block_size_cap)
+    return Candidates(pairs, record_ids, len(oversized))
+
+
+def term_frequencies(session: Session, column: str, values: Iterable[object]) -> pd.DataFrame:
+    """Splink's term-frequency table for ``column``, restricted to ``values``, counted over
+    the whole stored index: ``count(value) / count(non-null)``, as Splink computes it."""
+    col = getattr(RecordFeatures, column)
+    total = session.scalar(select(func.count(col))) or 0
+    wanted = sorted({str(v) for v in values if v is not None and v == v})
+    counts: list[tuple[str, int]] = []
+    for start in range(0, len(wanted), CHUNK):
+        counts += session.execute(select(col, func.count()).where(col.in_(wanted[start : start + CHUNK]))
+                                  .group_by(col)).all()
+    return pd.DataFrame({column: [v for v, _ in counts],
+                         f"tf_{column}": [n / total if total else 0.0 for _, n in counts]})
