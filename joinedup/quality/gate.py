@@ -3,7 +3,15 @@ to staging; rows that fail go to quarantine with the rule and the field (never t
 
 GX runs with an ephemeral context inside the calling task (the GX Airflow provider does not
 install beside Airflow 3.3). Suites are GX suite JSON files in ``schemas/expectations``:
-``canonical_person.json`` for every source, plus ``<source>.json`` for one source's extras.
+``canonical_person.json`` for every source, plus ``<suite>.json`` with one source layout's
+additions (the pipeline names it after the source's mapping file, so two sources that share
+a layout share its checks). The two are merged into one suite.
+
+Two levels of rule, named in each expectation's ``meta``:
+
+- ``row`` (the default): every row the expectation flags is quarantined under the rule.
+- ``batch``: a property of the whole extract (say "NHS number on at least 90% of social-care
+  records"); when it fails, the batch is refused loudly and no row is blamed for it.
 """
 from __future__ import annotations
 
@@ -37,13 +45,30 @@ class Failure:
 
 
 @dataclass
+class BatchRuleFailure:
+    """A batch-level rule the extract as a whole broke (counts only)."""
+
+    rule: str
+    field: str | None
+    why: str
+    unexpected: int
+    rows: int
+
+    def describe(self) -> str:
+        return f"batch rule {self.rule} ({self.field}): {self.unexpected} of {self.rows} rows - {self.why}"
+
+
+@dataclass
 class GateResult:
     passed: pd.DataFrame
     failures: list[Failure]
     rows_in: int
     failed_positions: list[int]
     by_rule: dict[str, int] = field(default_factory=dict)
-    data_docs: dict[str, Any] = field(default_factory=dict)
+    batch_failures: list[BatchRuleFailure] = field(default_factory=list)
+    # GX's validation result with every value taken out (counts only): what Data Docs render.
+    validation: Any = None
+    suite_name: str = ""
 
     @property
     def failure_rate(self) -> float:
@@ -51,22 +76,67 @@ class GateResult:
 
 
 class QualityGateFailed(Exception):
-    """The share of failing rows is over the source's threshold: its load stops."""
+    """The batch is refused (failure rate over the source's threshold, or a batch-level rule
+    broken): its load stops. ``quarantine`` holds the rows that failed, as quarantine entries
+    (rule, field, source key, landing file/row; no values), so they are recorded all the same."""
+
+    def __init__(self, message: str, quarantine: list[dict[str, Any]] | None = None,
+                 figures: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.quarantine = quarantine or []
+        self.figures = figures or {}
 
 
-def suite_paths(source_system: str) -> list[Path]:
+class SuiteError(ValueError):
+    """An expectation suite file is not usable; the message names the file and the problem."""
+
+
+def source_suite(config: Any) -> str:
+    """The per-source suite of a source (a ``SourceConfig``): named after its mapping file,
+    because the additions check the source's layout (its key shape, the fields it must send)."""
+    return Path(config.mapping).stem
+
+
+def suite_paths(source_system: str, suite: str | None = None) -> list[Path]:
+    """The canonical suite, then ``<suite>.json`` (default: the source's name) if it exists."""
     folder = project_root() / "schemas" / "expectations"
     paths = [folder / f"{BASE_SUITE}.json"]
-    extra = folder / f"{source_system}.json"
-    if extra.exists():
+    extra = folder / f"{suite or source_system}.json"
+    if extra.exists() and extra != paths[0]:
         paths.append(extra)
     return paths
 
 
 @lru_cache(maxsize=32)
 def _suite_expectations(path: str) -> tuple[dict[str, Any], ...]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return tuple(data["expectations"])
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        specs = tuple(data["expectations"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SuiteError(f"expectation suite {path} cannot be read ({exc}); it must be JSON with an "
+                         "'expectations' list") from None
+    for n, spec in enumerate(specs):
+        if not isinstance(spec, dict) or "type" not in spec or "kwargs" not in spec:
+            raise SuiteError(f"expectation suite {path}, expectation #{n + 1}: needs 'type' and 'kwargs'")
+        level = (spec.get("meta") or {}).get("level", "row")
+        if level not in ("row", "batch"):
+            raise SuiteError(f"expectation suite {path}, expectation #{n + 1}: meta.level {level!r}; known: row, batch")
+    return specs
+
+
+def merged_expectations(source_system: str, suite: str | None = None) -> list[dict[str, Any]]:
+    """The canonical expectations plus the source's additions, each rule name used once."""
+    specs: list[dict[str, Any]] = []
+    seen: dict[str, Path] = {}
+    for path in suite_paths(source_system, suite):
+        for spec in _suite_expectations(str(path)):
+            rule = (spec.get("meta") or {}).get("rule", spec["type"])
+            if rule in seen and (spec.get("meta") or {}).get("rule"):
+                raise SuiteError(f"expectation suite {path}: rule {rule!r} is already defined in {seen[rule]}; "
+                                 "give the source's rule its own name")
+            seen.setdefault(rule, path)
+            specs.append(spec)
+    return specs
 
 
 def _gx_suite(gx: Any, name: str, specs: list[dict[str, Any]]) -> Any:
@@ -79,26 +149,45 @@ def _gx_suite(gx: Any, name: str, specs: list[dict[str, Any]]) -> Any:
     return suite
 
 
-def validate_batch(frame: pd.DataFrame, source_system: str) -> GateResult:
-    """Run the suites over ``frame`` (canonical columns + ``mapping_issues``)."""
+def _counts_only(result: Any) -> Any:
+    """GX's result with every list of values removed: Data Docs and stored results must not
+    carry personal data (a regex rule's 'unexpected values' are NI numbers and postcodes)."""
+    for res in result.results:
+        kept = {k: v for k, v in (res.result or {}).items()
+                if isinstance(v, (int, float, bool)) or v is None}
+        res.result = kept
+    return result
+
+
+def validate_batch(frame: pd.DataFrame, source_system: str, *, suite: str | None = None,
+                   run_name: str | None = None) -> GateResult:
+    """Run the merged suites over ``frame`` (canonical columns + ``mapping_issues``).
+
+    ``suite``: the per-source suite's name (default: ``source_system``); ``run_name``: how
+    the validation is labelled in Data Docs (say the landed batch's run id)."""
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     checked = add_check_columns(frame).reset_index(drop=True)
-    specs = [e for p in suite_paths(source_system) for e in _suite_expectations(str(p))]
+    specs = merged_expectations(source_system, suite)
+    suite_name = f"{source_system}_suite"
     failures: list[Failure] = []
+    batch_failures: list[BatchRuleFailure] = []
+    validation = None
     if len(checked):
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = {"globally": False}
         source = context.data_sources.add_pandas(f"{source_system}_batch")
-        asset = source.add_dataframe_asset("canonical")
+        asset = source.add_dataframe_asset(source_system)
         batch_def = asset.add_batch_definition_whole_dataframe("whole")
-        suite = context.suites.add(_gx_suite(gx, f"{source_system}_suite", specs))
+        gx_suite = context.suites.add(_gx_suite(gx, suite_name, specs))
         definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{source_system}_gate", data=batch_def, suite=suite)
+            gx.ValidationDefinition(name=f"{source_system}_gate", data=batch_def, suite=gx_suite)
         )
         result = definition.run(
             batch_parameters={"dataframe": checked},
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": []},
+            run_id=RunIdentifier(run_name=run_name) if run_name else None,
         )
         for res in result.results:
             meta = res.expectation_config.meta or {}
@@ -108,15 +197,22 @@ def validate_batch(frame: pd.DataFrame, source_system: str) -> GateResult:
             if res.exception_info and res.exception_info.get("raised_exception"):
                 raise RuntimeError(f"quality rule {rule} could not run on source {source_system}: "
                                    f"{res.exception_info.get('exception_message')}")
+            if meta.get("level") == "batch":
+                if not res.success:
+                    batch_failures.append(BatchRuleFailure(rule, fld, meta.get("why", rule),
+                                                           int(res.result.get("unexpected_count") or 0), len(checked)))
+                continue
             for pos in res.result.get("unexpected_index_list") or []:
                 if rule == "value_not_mappable":
                     for bad in str(checked.at[pos, "mapping_issues"]).split("|"):
                         failures.append(Failure(int(pos), rule, bad, f"{bad}: {meta.get('why', '')}"))
                 else:
                     failures.append(Failure(int(pos), rule, fld, meta.get("why", rule)))
+        validation = _counts_only(result)
     failed = sorted({f.position for f in failures})
     by_rule: dict[str, int] = {}
     for f in failures:
         by_rule[f.rule] = by_rule.get(f.rule, 0) + 1
     passed = frame.reset_index(drop=True).drop(index=failed)
-    return GateResult(passed=passed, failures=failures, rows_in=len(frame), failed_positions=failed, by_rule=by_rule)
+    return GateResult(passed=passed, failures=failures, rows_in=len(frame), failed_positions=failed,
+                      by_rule=by_rule, batch_failures=batch_failures, validation=validation, suite_name=suite_name)
