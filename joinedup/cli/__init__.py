@@ -14,6 +14,7 @@ from joinedup.cli.airflow_cmd import airflow
 from joinedup.cli.api import api_app
 from joinedup.cli.link import link
 from joinedup.cli.mci import mci_app
+from joinedup.cli.quarantine import quarantine_app
 from joinedup.cli.serve import serve, users_app
 from joinedup.cli.simulate import evaluate_command, simulate_app
 from joinedup.cli.train import train
@@ -24,6 +25,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(adapter_app, name="adapter")
 app.add_typer(users_app, name="users")
 app.add_typer(api_app, name="api")
+app.add_typer(quarantine_app, name="quarantine")
 app.command("evaluate")(evaluate_command)
 app.command("link")(link)
 app.command("serve")(serve)
