@@ -25,6 +25,9 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "adapters": ("adapter_bench.py", []),
     "api": ("api_bench.py", ["--residents", "5000", "--requests", "1000"]),
     "build": ("build_bench.py", ["--residents", "10000"]),
+    "peers": ("peers_bench.py", ["--canonical", "var/bench/build-10000/canonical"]),
+    "thresholds": ("threshold_bench.py", ["--canonical", "var/bench/build-10000/canonical"]),
+    "quality": ("quality_bench.py", []),
 }
 
 
