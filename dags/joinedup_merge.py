@@ -23,7 +23,8 @@ _sources = [c.name for c in source_configs_for_dags()]
     default_args={"retries": 1, "retry_delay": timedelta(minutes=2), "on_failure_callback": failure_callback},
 )
 def joinedup_merge():  # noqa: ANN201
-    @task(task_id="match_and_report", outlets=[Asset("joinedup://mci/persons")])
+    @task(task_id="match_and_report", inlets=[Asset(f"joinedup://staging/{name}") for name in _sources],
+          outlets=[Asset("joinedup://mci/persons")])
     def match_and_report() -> dict:
         from joinedup.pipeline import merge
 

@@ -3,7 +3,9 @@
     land -> check (drift, mapping, quality gate) -> stage -> verdict
 
 Each source DAG publishes the Asset ``joinedup://staging/<source>``; the merge DAG
-(joinedup_merge.py) is scheduled on those Assets. This file stays thin: it reads the YAML
+(joinedup_merge.py) is scheduled on those Assets. For lineage (OpenLineage reads task inlets
+and outlets), every task also names what it reads and writes: the source system, its raw
+landing folder, the staging table. This file stays thin: it reads the YAML
 files (cheap, no database) and the tasks import the engine only when they run.
 """
 from __future__ import annotations
@@ -17,6 +19,14 @@ from joinedup.airflow_support import failure_callback, night_id, no_retry_for_fa
 
 def staging_asset(name: str) -> Asset:
     return Asset(f"joinedup://staging/{name}")
+
+
+def source_system_asset(name: str) -> Asset:
+    return Asset(f"joinedup://source/{name}")
+
+
+def landing_asset(name: str) -> Asset:
+    return Asset(f"joinedup://landing/{name}")
 
 
 def build_source_dag(config):  # noqa: ANN001, ANN201
@@ -35,19 +45,19 @@ def build_source_dag(config):  # noqa: ANN001, ANN201
         },
     )
     def source_dag():  # noqa: ANN202
-        @task(task_id="land")
+        @task(task_id="land", inlets=[source_system_asset(config.name)], outlets=[landing_asset(config.name)])
         def land_task() -> dict:
             from joinedup.pipeline import land
 
             return no_retry_for_fatal(land, config.name, night_id(get_current_context()))
 
-        @task(task_id="check", retries=0)
+        @task(task_id="check", retries=0, inlets=[landing_asset(config.name)])
         def check_task(_landed: dict) -> dict:
             from joinedup.pipeline import check
 
             return check(config.name, night_id(get_current_context()))
 
-        @task(task_id="stage", retries=1)
+        @task(task_id="stage", retries=1, inlets=[landing_asset(config.name)])
         def stage_task(checked: dict) -> dict:
             from joinedup.pipeline import stage
 

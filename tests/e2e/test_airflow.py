@@ -18,7 +18,9 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder="{dags}")
 print("DAGBAG:" + json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}},
       "dags": sorted(bag.dag_ids),
-      "tasks": {{d: [t.task_id for t in bag.get_dag(d).tasks] for d in bag.dag_ids}}}}))
+      "tasks": {{d: [t.task_id for t in bag.get_dag(d).tasks] for d in bag.dag_ids}},
+      "lineage": {{d: {{t.task_id: [sorted(a.uri for a in t.inlets), sorted(a.uri for a in t.outlets)]
+                     for t in bag.get_dag(d).tasks}} for d in bag.dag_ids}}}}))
 """
 
 
@@ -61,6 +63,13 @@ def test_every_dag_imports_without_errors(project: Path) -> None:
     assert bag["dags"] == sorted(["joinedup_merge", *(f"joinedup_source_{s}" for s in sources)])
     for s in sources:
         assert bag["tasks"][f"joinedup_source_{s}"] == ["land", "check", "stage", "verdict"]
+    # lineage (OpenLineage reads inlets/outlets): source system -> landing -> staging -> MCI
+    lineage = bag["lineage"]["joinedup_source_housing"]
+    assert lineage["land"] == [["joinedup://source/housing"], ["joinedup://landing/housing"]]
+    assert lineage["check"][0] == lineage["stage"][0] == ["joinedup://landing/housing"]
+    assert lineage["verdict"][1] == ["joinedup://staging/housing"]
+    assert bag["lineage"]["joinedup_merge"]["match_and_report"] == [
+        sorted(f"joinedup://staging/{s}" for s in sources), ["joinedup://mci/persons"]]
 
 
 @pytest.mark.airflow
