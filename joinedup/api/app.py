@@ -2,7 +2,10 @@
 
 Routes: GET /persons/{master_id}, POST /persons/search, GET /persons/by-source/{system}/{key},
 GET /changes. Every route needs a bearer API key with ``person:read``; social-care records
-need ``socialcare:read`` too. Every read is written to the audit log (key id, action, master
+need ``socialcare:read`` too. Only ``PUBLIC_PATHS`` (the OpenAPI document, its docs page and
+/health, none of which holds personal data) answer without a key; a test enumerates the
+routes and fails on any other route without the key check. Every response carries the
+security headers of ``joinedup.api.headers`` (no caching, no sniffing, no framing). Every read is written to the audit log (key id, action, master
 ID, counts; never values); each key has a token-bucket rate limit; every error is an RFC 9457
 problem document.
 """
@@ -21,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from joinedup.api import problems
 from joinedup.api.api_audit import audit_read
+from joinedup.api.changes_feed import events_for_caller
+from joinedup.api.headers import SecurityHeaders
 from joinedup.api.keys import Caller, verify_token
 from joinedup.api.models import ApiKey, PersonSearchKey
 from joinedup.api.persons import person_view, survivor_of
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 MASTER_ID = r"^[A-Z0-9]{1,20}$"
 MAX_FEED = 1000
+OPENAPI_PATH, DOCS_PATH, HEALTH_PATH = f"{PREFIX}/openapi.json", f"{PREFIX}/docs", f"{PREFIX}/health"
+# the only routes that answer without an API key: none of them holds personal data
+PUBLIC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH, HEALTH_PATH})
 
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key id>.<secret>`")
 
@@ -120,6 +128,10 @@ class ChangesOut(BaseModel):
     has_more: bool
 
 
+class HealthOut(BaseModel):
+    status: str
+
+
 class ProblemOut(BaseModel):
     type: str
     title: str
@@ -153,13 +165,22 @@ def create_api(url: str | None = None, *, rate_per_second: float = 50.0, burst: 
                 build_search_keys(session)
                 session.commit()
     app = FastAPI(title="JoinedUp citizen lookup API", version="1.0.0",
-                  openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None)
+                  openapi_url=OPENAPI_PATH, docs_url=DOCS_PATH, redoc_url=None,
+                  swagger_ui_oauth2_redirect_url=None)
     app.state.sessions = sessions
     app.state.buckets = TokenBuckets(rate_per_second, burst)
     app.state.weights = weights or load_weights()
     problems.install(app)
     app.include_router(_router(), prefix=PREFIX)
+    _with_security_headers(app)
     return app
+
+
+def _with_security_headers(app: FastAPI) -> None:
+    """Security headers outside every other layer, so that even the 500 answer of Starlette's
+    ServerErrorMiddleware (outside ``add_middleware``'s reach) carries them."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(build(), docs_path=DOCS_PATH)  # type: ignore[method-assign]
 
 
 def _session(request: Request):  # noqa: ANN202 - generator dependency
@@ -194,6 +215,10 @@ CallerDep = Annotated[Caller, Depends(_caller)]
 
 def _router() -> APIRouter:
     router = APIRouter()
+
+    @router.get("/health", response_model=HealthOut, summary="Liveness for load balancers (no key, no data)")
+    def health() -> Any:
+        return {"status": "ok"}
 
     @router.get("/persons/{master_id}", response_model=PersonOut, responses={**ERRORS, 308: {"model": ProblemOut}},
                 summary="A person's golden record, linked source records and council services")
@@ -275,15 +300,9 @@ def _router() -> APIRouter:
         events = list(session.scalars(query))
         more = len(events) > limit
         events = events[:limit]
-        special = set()
-        if not caller.socialcare:
-            ids = [e.source_record_id for e in events if e.source_record_id is not None]
-            if ids:
-                special = set(session.scalars(select(SourceRecord.id).where(
-                    SourceRecord.id.in_(ids), SourceRecord.special_category.is_(True))))
         out = [{"id": e.id, "master_id": e.master_id, "kind": e.kind, "other_master_id": e.other_master_id,
                 "at": e.at.replace(tzinfo=timezone.utc).isoformat(timespec="seconds")}
-               for e in events if e.source_record_id not in special]
+               for e in events_for_caller(session, events, socialcare=caller.socialcare)]
         audit_read(session, caller, "read_changes", detail={"events": len(out)})
         session.commit()
         next_cursor = str(events[-1].id) if events else cursor

@@ -29,18 +29,17 @@ def _sessions():  # noqa: ANN202
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (keep 127.0.0.1 behind a TLS reverse proxy).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8770,
-    rate: Annotated[float, typer.Option(help="Requests per second allowed per key (token bucket).")] = 50.0,
-    burst: Annotated[int, typer.Option(help="Burst allowed per key.")] = 100,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (about one per core: search is CPU work).")] = 1,
+    rate: Annotated[float, typer.Option(help="Requests per second allowed per key, per worker (token bucket).")] = 50.0,
+    burst: Annotated[int, typer.Option(help="Burst allowed per key, per worker.")] = 100,
 ) -> None:
     """Serve /api/v1 (OpenAPI document at /api/v1/openapi.json)."""
-    import uvicorn
-
-    from joinedup.api import create_api
+    from joinedup.api.serve import serve as run
     from joinedup.mci.store import database_url, redacted_url
 
-    typer.echo(f"Lookup API on http://{host}:{port}/api/v1 over {redacted_url(database_url())}")
-    uvicorn.run(create_api(rate_per_second=rate, burst=burst), host=host, port=port, proxy_headers=True,
-                server_header=False, log_level="warning")
+    typer.echo(f"Lookup API on http://{host}:{port}/api/v1 over {redacted_url(database_url())}, "
+               f"{workers} worker(s)")
+    run(host, port, workers=workers, rate=rate, burst=burst)
 
 
 @api_app.command("reindex")

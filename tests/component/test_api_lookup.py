@@ -163,7 +163,11 @@ def test_change_feed_pages_with_a_cursor_and_hides_social_care_links(api: Api) -
     everything = api.client.get("/api/v1/changes?limit=1000", headers=api.auth(api.social)).json()
     assert len(everything["events"]) == total and everything["has_more"] is False
     plain = api.client.get("/api/v1/changes?limit=1000", headers=api.auth(api.plain)).json()
-    assert len(plain["events"]) == total - 2  # the two social-care records' "linked" events
+    assert len(plain["events"]) == total - 3  # the social-care records' "linked" events; Pryce's "created"
+    assert api.pryce in {e["master_id"] for e in everything["events"]}
+    assert api.pryce not in {m for e in plain["events"] for m in (e["master_id"], e["other_master_id"])}
+    for master_id in {e["master_id"] for e in plain["events"]}:  # every ID in the feed can be looked up
+        assert api.client.get(f"/api/v1/persons/{master_id}", headers=api.auth(api.plain)).status_code == 200
     seen, cursor, pages = [], None, 0
     while True:
         url = "/api/v1/changes?limit=3&since=2000-01-01T00:00:00Z" + (f"&cursor={cursor}" if cursor else "")
@@ -177,6 +181,41 @@ def test_change_feed_pages_with_a_cursor_and_hides_social_care_links(api: Api) -
     future = api.client.get("/api/v1/changes?since=2999-01-01T00:00:00", headers=api.auth(api.social)).json()
     assert future["events"] == []
     _is_problem(api.client.get("/api/v1/changes?since=yesterday", headers=api.auth(api.plain)), 422)
+
+
+def test_change_feed_hides_a_social_care_only_person_merged_into_another(api: Api) -> None:
+    """Merging a social-care-only person into a visible one must not reveal, to a caller
+    without socialcare:read, that the absorbed master ID ever existed."""
+    from joinedup.mci.store import Person, PersonEvent, SourceRecord, session_factory
+
+    with session_factory()() as session:
+        session.get(Person, api.pryce).status = "merged"
+        session.get(Person, api.pryce).merged_into = api.william
+        for record in session.scalars(select(SourceRecord).where(SourceRecord.master_id == api.pryce)):
+            record.master_id = api.william
+        session.add(PersonEvent(master_id=api.william, kind="merged", other_master_id=api.pryce, run_id="t"))
+        session.commit()
+    names = lambda feed: {m for e in feed["events"] for m in (e["master_id"], e["other_master_id"])}  # noqa: E731
+    plain = api.client.get("/api/v1/changes?limit=1000", headers=api.auth(api.plain)).json()
+    assert api.pryce not in names(plain) and api.william in names(plain)
+    assert "merged" not in {e["kind"] for e in plain["events"]}
+    full = api.client.get("/api/v1/changes?limit=1000", headers=api.auth(api.social)).json()
+    assert api.pryce in names(full) and "merged" in {e["kind"] for e in full["events"]}
+
+
+def test_a_social_care_person_later_known_elsewhere_appears_in_the_feed(api: Api) -> None:
+    from joinedup.api.changes_feed import visible_master_ids
+    from joinedup.mci.store import PersonEvent, SourceRecord, session_factory
+
+    with session_factory()() as session:
+        assert visible_master_ids(session, [api.pryce, api.william]) == {api.william}
+        record = session.scalar(select(SourceRecord).where(SourceRecord.source_key == "500000009"))
+        record.master_id = api.pryce  # a revenues account now linked to her
+        session.add(PersonEvent(master_id=api.pryce, kind="linked", source_record_id=record.id, run_id="t"))
+        session.commit()
+    plain = api.client.get("/api/v1/changes?limit=1000", headers=api.auth(api.plain)).json()
+    assert {"created", "linked"} <= {e["kind"] for e in plain["events"] if e["master_id"] == api.pryce}
+    assert api.client.get(f"/api/v1/persons/{api.pryce}", headers=api.auth(api.plain)).status_code == 200
 
 
 def test_merged_master_id_redirects_to_the_survivor(api: Api) -> None:
