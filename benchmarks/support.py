@@ -35,7 +35,7 @@ FIGURES_DIR = REPO / "docs" / "benchmarks"
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 #: The stages of a build, in the order the data flows (issue 11's list), plus "other" for
-#: bookkeeping no named stage owns (run table, reading landed files, the match report).
+#: bookkeeping no named stage owns (the merge's run table and match report).
 STAGES: tuple[str, ...] = ("extract", "land", "map", "validate", "stage", "match", "cluster", "golden", "other")
 
 
