@@ -12,7 +12,7 @@ from tests.conftest import REPO
 SOURCE = """\
 name: {name}
 kind: csv
-mapping: revenues.yaml
+mapping: {mapping}
 special_category: {special}
 quality: {{max_failure_rate: 0.2}}
 options: {{drop_folder: drops/{name}, file_pattern: "{name}_*.csv"}}
@@ -44,11 +44,15 @@ def build_index(project: Path, night: str = "night-1") -> dict:
 
     for other in (project / "adapters").glob("*.yaml"):
         other.unlink()
-    for name, special, rows in (
-        ("revenues", "false", (REPO / "tests" / "fixtures" / "revenues_small.csv").read_text(encoding="utf-8").splitlines()[1:] + REVENUES_EXTRA),
-        ("socialcare", "true", SOCIALCARE),
+    # the social-care rows come in the revenues CSV layout, under a mapping of their own name:
+    # the per-layout quality suite (named after the mapping) checks revenues' key shape
+    revenues_mapping = (project / "mappings" / "revenues.yaml").read_text(encoding="utf-8")
+    (project / "mappings" / "socialcare_as_csv.yaml").write_text(revenues_mapping, encoding="utf-8")
+    for name, mapping, special, rows in (
+        ("revenues", "revenues.yaml", "false", (REPO / "tests" / "fixtures" / "revenues_small.csv").read_text(encoding="utf-8").splitlines()[1:] + REVENUES_EXTRA),
+        ("socialcare", "socialcare_as_csv.yaml", "true", SOCIALCARE),
     ):
-        (project / "adapters" / f"{name}.yaml").write_text(SOURCE.format(name=name, special=special))
+        (project / "adapters" / f"{name}.yaml").write_text(SOURCE.format(name=name, mapping=mapping, special=special))
         folder = project / "var" / "drops" / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}_20260105.csv").write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")

@@ -12,7 +12,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from joinedup.mci.store import Base, get_engine, session_factory
 from joinedup.steward import models  # noqa: F401 - registers the workbench tables on Base
-from joinedup.steward.web import routes_audit, routes_auth, routes_person, routes_report, routes_review
+from joinedup.steward.web import (routes_audit, routes_auth, routes_data_docs, routes_person, routes_report,
+                                  routes_review)
 from joinedup.steward.web.login_limits import LoginLimits
 from joinedup.steward.web.proxy import ForwardedFor, TrustedProxies
 from joinedup.steward.web.render import HERE, render
@@ -77,7 +78,7 @@ def create_app(db_url: str | None = None, *, secret: str | None = None, secure_c
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(routes_auth.router)
-    for module in (routes_report, routes_review, routes_person, routes_audit):
+    for module in (routes_report, routes_review, routes_person, routes_audit, routes_data_docs):
         app.include_router(module.router)
     # outermost: the TCP peer is kept before anything reads the client address
     app.add_middleware(ForwardedFor, proxies=proxies or TrustedProxies.from_env())

@@ -8,13 +8,26 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from joinedup.mci.store import PersonEvent, QuarantinedRow, ReviewPair, Run, SourceRecord
+from joinedup.quality.data_docs import data_docs_index
+from joinedup.quality.history import source_history, sources_with_history
 from joinedup.steward.report import report_figures
 from joinedup.steward.users import CurrentUser
 from joinedup.steward.web.chart import weight_chart
+from joinedup.steward.web.routes_data_docs import data_docs_link
 from joinedup.steward.web.render import render
 from joinedup.steward.web.security import csrf_protect, current_user, db
 
 router = APIRouter(dependencies=[Depends(current_user), Depends(csrf_protect)])
+HISTORY_NIGHTS = 7
+
+
+def quality_history(session: Session) -> list[dict]:
+    """Per source, its last checked batches (newest first) with a link to each batch's Data Docs page."""
+    out = []
+    for source in sources_with_history(session):
+        rows = list(reversed(source_history(session, source, limit=HISTORY_NIGHTS)))
+        out.append({"source": source, "rows": [{"row": r, "docs": data_docs_link(r.data_docs)} for r in rows]})
+    return out
 
 
 @router.get("/")
@@ -60,7 +73,8 @@ def report(request: Request, run: str | None = None, user: CurrentUser = Depends
             by_rule[rule] = by_rule.get(rule, 0) + n
     return render(request, "report.html", title="Night report", night=chosen, nights=nights, f=figures,
                   merge=figures["merge"], splits=splits, steward_merges=steward_merges, decided=decided,
-                  chart=weight_chart(linked, review), quality=quality, by_rule=sorted(by_rule.items()))
+                  chart=weight_chart(linked, review), quality=quality, by_rule=sorted(by_rule.items()),
+                  history=quality_history(session), data_docs=data_docs_index() is not None)
 
 
 @router.get("/quarantine")
