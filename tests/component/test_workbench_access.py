@@ -269,3 +269,42 @@ def test_over_loopback_the_header_counts_only_when_loopback_is_the_trusted_proxy
             server.should_exit = True
             thread.join(timeout=10)
     assert [(e.username, e.detail["client"]) for e in entries("sso_login")] == [("ada", "127.0.0.1")]
+
+
+# -- security headers on every answer -----------------------------------------------------------
+def test_every_answer_carries_the_security_headers(users: str) -> None:
+    from joinedup.steward.web.security import SECURITY_HEADERS
+
+    app = make_app(secure_cookies=True)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False, raise_server_exceptions=False)
+    answers = {
+        "sign-in page": client.get("/login"),
+        "redirect to sign in": client.get("/report", headers={"accept": "text/html"}),
+        "401 for data": client.get("/report", headers={"accept": "application/json"}),
+        "404": client.get("/no/such/page"),
+        "405": client.put("/login"),
+        "csrf refusal": client.post("/login", data={"username": "sam", "password": PASSWORD}),
+        "static": client.get("/static/workbench.css"),
+        "crash": client.get("/boom"),
+    }
+    signed = TestClient(app, base_url="https://testserver", follow_redirects=False, raise_server_exceptions=False,
+                        client=("192.0.2.1", 1))  # Secure cookies: over https
+    token = token_of(signed.get("/login").text)
+    signed.post("/login", data={"username": "sam", "password": PASSWORD, "csrf_token": token})
+    answers["person page 404"] = signed.get("/person/JU00000001")
+    answers["report"] = signed.get("/report")
+    assert answers["crash"].status_code == 500 and "a bug" not in answers["crash"].text
+    assert answers["report"].status_code == 200
+    for what, answer in answers.items():
+        for name, value in SECURITY_HEADERS.items():
+            assert answer.headers.get(name) == value, (what, name)
+        assert answer.headers["strict-transport-security"].startswith("max-age="), what
+        if what != "static":
+            assert answer.headers["cache-control"] == "no-store", what
+    policy = SECURITY_HEADERS["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy and "frame-ancestors 'none'" in policy

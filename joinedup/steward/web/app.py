@@ -3,6 +3,7 @@ the static folder and the routers. Every router except sign-in depends on ``curr
 ``csrf_protect``, so a new page is protected by being put on one of them."""
 from __future__ import annotations
 
+import logging
 import os
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from joinedup.steward.web.render import HERE, render
 from joinedup.steward.web.security import SECURITY_HEADERS, CsrfRejected, Forbidden, LoginRequired, secret_key
 from joinedup.steward.web.sso import SsoRefused, SsoSettings
 
+log = logging.getLogger(__name__)
 SESSION_HOURS = 8
 PUBLIC_PREFIXES = ("/login", "/static/")
 
@@ -43,10 +45,21 @@ def create_app(db_url: str | None = None, *, secret: str | None = None, secure_c
     app.add_middleware(SessionMiddleware, secret_key=secret or secret_key(), session_cookie="joinedup_session",
                        max_age=SESSION_HOURS * 3600, same_site="strict", https_only=secure_cookies)
 
+    headers = dict(SECURITY_HEADERS)
+    if secure_cookies:  # served over TLS: browsers keep to it
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # noqa: ANN001, ANN202
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
+        """Every answer carries the headers, a crash's 500 included (the server's own error
+        page would not): the reply to an error is a page like any other."""
+        try:
+            response: Response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - logged (type and path only), answered with a plain 500
+            log.error("workbench error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+            response = PlainTextResponse("The workbench failed on this request; the error is in the server log "
+                                         "(time and path). Try again, or tell the administrator.", status_code=500)
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         if not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"  # pages hold personal data
