@@ -118,13 +118,14 @@ def choose_model(features: pd.DataFrame | Callable[[], pd.DataFrame], thresholds
 
 
 def _evidence(model: Any, row: Mapping[str, Any], model_file: str | None) -> dict[str, Any]:
-    """Per-field evidence of one scored pair, JSON-serialisable (for the steward)."""
-    from joinedup.mci.probabilistic import explain_pair
+    """Per-field evidence of one scored pair, JSON-serialisable (for the steward).
 
-    table = explain_pair(model, row)
-    fields = [{"field": r.field, "level": str(r.level), "match_weight": round(float(r.match_weight), 3),
-               "tf_adjustment": round(float(r.tf_adjustment), 3)}
-              for r in table.itertuples(index=False) if r.field not in ("prior", "total")]
+    The same figures as :func:`joinedup.mci.probabilistic.explain_pair`, read straight from
+    the scored row (a first build explains tens of thousands of links: no frame per pair)."""
+    from joinedup.mci.probabilistic import field_evidence
+
+    fields = [{"field": name, "level": level, "match_weight": round(weight, 3), "tf_adjustment": round(tf, 3)}
+              for name, level, weight, tf in field_evidence(model, row)]
     return {
         "match_weight": round(float(row["match_weight"]), 3),
         "match_probability": float(row["match_probability"]),

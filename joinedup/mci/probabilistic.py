@@ -539,6 +539,27 @@ def _level_labels(comparison: Mapping[str, Any]) -> dict[int, str]:
     return labels
 
 
+def field_evidence(
+    model: TrainedModel, scored_pair: Mapping[str, Any]
+) -> list[tuple[str, str, float, float]]:
+    """(field, level reached in words, match weight in bits incl. tf, tf adjustment) per
+    comparison of one scored pair: :func:`explain_pair`'s field rows, without a frame."""
+    labels = model.__dict__.get("_level_labels")
+    if labels is None:
+        labels = [
+            (c["output_column_name"], _level_labels(c))
+            for c in model.splink_settings["comparisons"]
+        ]
+        model.__dict__["_level_labels"] = labels
+    out = []
+    for name, by_gamma in labels:
+        gamma = int(scored_pair[f"gamma_{name}"])
+        tf_adj = float(scored_pair.get(f"mw_tf_adj_{name}", 0.0) or 0.0)
+        weight = float(scored_pair[f"mw_{name}"]) + tf_adj
+        out.append((name, by_gamma.get(gamma, f"level {gamma}"), weight, tf_adj))
+    return out
+
+
 def explain_pair(model: TrainedModel, scored_pair: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
     """Per-field evidence for one scored pair (a row of :func:`score_pairs`).
 

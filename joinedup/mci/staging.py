@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from joinedup.canonical import person_fields
@@ -48,29 +48,29 @@ def stage_records(
                 )
             )
         }
-        fresh = []
+        fresh: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
         for rec in chunk:
             clean = {f: rec.get(f) for f in fields}
             digest = content_hash(clean)
             old = existing.get(rec["source_key"])
             if old is None:
                 counts.new += 1
-                fresh.append(
-                    SourceRecord(
-                        source_system=system, source_key=rec["source_key"], content_hash=digest, record=clean,
-                        special_category=special_category, match_status="pending",
-                        first_run_id=run_id, last_run_id=run_id,
-                    )
-                )
+                fresh.append(dict(
+                    source_system=system, source_key=rec["source_key"], content_hash=digest, record=clean,
+                    special_category=special_category, match_status="pending",
+                    first_run_id=run_id, last_run_id=run_id, staged_at=utcnow(),
+                ))
             elif old.content_hash == digest:
                 counts.unchanged += 1
             else:
                 counts.changed += 1
-                session.execute(
-                    update(SourceRecord).where(SourceRecord.id == old.id).values(
-                        record=clean, content_hash=digest, match_status="pending", last_run_id=run_id, staged_at=utcnow()
-                    )
-                )
-        session.add_all(fresh)
-        session.flush()
+                changed.append(dict(id=old.id, record=clean, content_hash=digest, match_status="pending",
+                                    last_run_id=run_id, staged_at=utcnow()))
+        # Bulk statements (one executemany each), not an ORM object per row: a first load
+        # stages every record of a council.
+        if fresh:
+            session.execute(insert(SourceRecord), fresh)
+        if changed:
+            session.execute(update(SourceRecord), changed)
     return counts

@@ -283,6 +283,19 @@ def test_nickname_and_transposed_date_are_named_in_the_evidence(
 
 
 # ---------------------------------------------------------------------------
+def test_field_evidence_gives_explain_pairs_rows(all_pairs: pd.DataFrame, model: TrainedModel) -> None:
+    from joinedup.mci.probabilistic import field_evidence
+
+    for case in ("nickname", "transposed_dob", "twins"):
+        pair = _pair(all_pairs, *CASES[case])
+        table = explain_pair(model, pair)
+        rows = table[~table.field.isin(["prior", "total"])]
+        fast = field_evidence(model, pair)
+        assert [f for f, *_ in fast] == rows.field.tolist()
+        assert [lvl for _, lvl, *_ in fast] == rows.level.tolist()
+        assert [w for *_, w, _ in fast] == pytest.approx(rows.match_weight.tolist())
+
+
 # Twins and households: never enough to link
 # ---------------------------------------------------------------------------
 
