@@ -1,9 +1,11 @@
 """The workbench in a real browser: Debian's chromium driven by Playwright, against the app
 served by uvicorn on loopback, over an index the real pipeline built.
 
-A steward signs in, reads the night report, opens the queue, accepts a pair with the keyboard,
-sees the person merged, unmerges, and an admin checks the audit log; a viewer without the
-social-care permission sees the social-care record masked. Screenshots of the main pages go
+A steward signs in, reads the night report (with its data quality over time and the GX Data
+Docs it links to), opens the queue, accepts a pair with the keyboard, sees the person merged,
+unmerges, sees the accept's must-link marked as superseded, and an admin checks the audit log;
+a viewer without the social-care permission sees the social-care record masked; too many
+wrong passwords pause a username's sign-in. Screenshots of the main pages go
 to a temporary folder, or to docs/screenshots/ (shown in the README) when
 JOINEDUP_SCREENSHOTS=docs/screenshots is set, so an ordinary test run leaves the tree clean."""
 from __future__ import annotations
@@ -62,6 +64,8 @@ def server(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str
     from joinedup.steward.web import create_app
 
     (project / "var").mkdir(exist_ok=True)
+    for setting in ("JOINEDUP_LOGIN_MAX_FAILURES", "JOINEDUP_LOGIN_WINDOW_MINUTES", "JOINEDUP_SSO_USER_HEADER"):
+        monkeypatch.delenv(setting, raising=False)  # the defaults: 5 failures in 15 minutes, no SSO
     monkeypatch.setenv("JOINEDUP_DB_URL", f"sqlite:///{project / 'var' / 'mci.sqlite'}")
     build_index(project)
     app = create_app(secret="b" * 40)
@@ -106,7 +110,11 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 820})
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)  # CSP violations land here
+        def console(message) -> None:  # noqa: ANN001 - CSP violations land here
+            if message.type == "error":
+                problems.append(message.text)
+
+        page.on("console", console)
         page.goto(f"{base}/report")
         expect(page).to_have_url(f"{base}/login?next=%2Freport")
         page.screenshot(path=shots / "login.png")
@@ -115,7 +123,17 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_
         expect(page.locator("h1")).to_have_text("Night report")
         expect(page.locator(".card").first).to_contain_text("records auto-linked")
         expect(page.locator("svg.chart rect").first).to_be_visible()
+        expect(page.locator(".history h3")).to_have_text(["revenues", "socialcare"])
+        docs_link = page.locator("a", has_text="GX Data Docs")
+        expect(docs_link).to_have_attribute("href", "/data-docs/index.html")
         page.screenshot(path=shots / "report.png", full_page=True)
+        with page.expect_popup() as popup:  # Data Docs open beside the workbench
+            page.locator(".history a", has_text="validation").first.click()
+        docs = popup.value
+        docs.wait_for_load_state()
+        assert docs.url.startswith(f"{base}/data-docs/validations/"), docs.url
+        expect(docs.locator("body")).to_contain_text("revenues")  # GX's page of that source's batch
+        docs.close()
 
         page.click("header nav >> text=Review queue")
         rows = page.locator("table.queue tbody tr")
@@ -125,6 +143,7 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_
         expect(rows.first).to_have_class("selected")
         page.locator("table.queue tbody tr", has_text="Catherine").click()
         expect(page.locator("tr.differs").first).to_be_visible()
+        hughes_pair = int(page.url.rsplit("/", 1)[1])
         page.fill("textarea[name=comment]", "moved from Oak Way to Elm Close")
         page.screenshot(path=shots / "pair.png", full_page=True)
         page.keyboard.press("Escape")  # leave the comment box: the shortcuts work again
@@ -147,6 +166,13 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_
         expect(page.locator("table.records thead")).not_to_contain_text("revenues/500000015")
         expect(page.locator("ol.timeline")).to_contain_text("records split off into")
 
+        page.goto(f"{base}/review/{hughes_pair}")  # the accept's must-link is kept, superseded by the split
+        superseded = page.locator("tr.superseded")
+        expect(superseded).to_have_count(1)
+        expect(superseded).to_contain_text("must-link")
+        expect(page.locator("table.data.small")).to_contain_text("supersedes must-link")
+        page.screenshot(path=shots / "pair_history.png", full_page=True)
+
         page.goto(f"{base}/search?q=hughes")
         expect(page.locator("table tbody tr")).to_have_count(2)  # two persons again
         page.screenshot(path=shots / "search.png", full_page=True)
@@ -168,6 +194,20 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_
             assert secret not in html, secret
         expect(page.locator(".unmerge-box")).to_have_count(0)  # a viewer cannot unmerge
         page.screenshot(path=shots / "person_restricted.png", full_page=True)
+        page.click("text=Sign out")
+
+        # five wrong passwords for one username pause its sign-in, right password or not
+        page.remove_listener("console", console)  # Chromium logs each 401/429 answer as a console error
+        for _ in range(5):
+            page.fill("input[name=username]", "sam")
+            page.fill("input[name=password]", "not the password")
+            page.click("button[type=submit]")
+            expect(page.locator(".flash.error")).to_contain_text("Wrong username or password")
+        page.fill("input[name=username]", "sam")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator(".flash.error")).to_contain_text("Too many failed sign-ins for this username")
+        page.screenshot(path=shots / "login_paused.png")
         browser.close()
     assert not problems, problems
 
