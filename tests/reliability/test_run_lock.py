@@ -1,0 +1,119 @@
+"""Two syncs of one source (or two merges) at once must not both run: the second, a real second
+process, stops at once with an error naming the run that holds the source and since when; the
+lock dies with its holder (SIGKILL leaves no stale lock). On SQLite and on PostgreSQL."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+JOINEDUP = Path(sys.executable).parent / "joinedup"
+
+
+def _joinedup(*args: str, fault: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "JOINEDUP_FAULT"}
+    if fault:
+        env["JOINEDUP_FAULT"] = fault
+    done = subprocess.run([str(JOINEDUP), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    done.stderr = " ".join(done.stderr.split())  # the CLI's traceback box wraps long lines
+    return done
+
+
+@pytest.fixture
+def empty_drops(project: Path) -> None:
+    (project / "var" / "drops" / "council").mkdir(parents=True, exist_ok=True)
+
+
+def test_a_second_sync_of_a_busy_source_is_refused_with_the_holder(project: Path, mci_db: str, empty_drops: None) -> None:
+    from joinedup.locks import run_lock
+    from joinedup.mci.store import Run, session_factory
+    from sqlalchemy import select
+
+    with run_lock("source:hr", "night-A"):  # this test process is the first sync
+        second = _joinedup("sync", "hr", "--night", "night-B")
+    assert second.returncode != 0
+    assert "source hr is already being synced by run night-A since 20" in second.stderr
+    with session_factory()() as session:  # the refused run did nothing, not even a runs row
+        assert session.scalars(select(Run).where(Run.run_id == "night-B")).all() == []
+    third = _joinedup("sync", "hr", "--night", "night-C")  # released: the next sync runs
+    assert third.returncode == 0, third.stderr[-2000:]
+
+
+def test_a_second_merge_is_refused_while_one_runs(project: Path, mci_db: str) -> None:
+    from joinedup.locks import run_lock
+
+    with run_lock("merge", "night-A"):
+        second = _joinedup("merge", "--night", "night-B")
+    assert second.returncode != 0
+    assert "merge is already running by run night-A since 20" in second.stderr
+
+
+def test_the_lock_is_exclusive_between_threads_and_reentrant_within_one(project: Path, mci_db: str) -> None:
+    import threading
+
+    from joinedup.locks import RunLocked, run_lock
+
+    errors: list[Exception] = []
+    with run_lock("source:hr", "night-A"), run_lock("source:hr", "night-A"):  # re-entrant
+        def other() -> None:
+            try:
+                with run_lock("source:hr", "night-B"):
+                    pass
+            except RunLocked as exc:
+                errors.append(exc)
+        worker = threading.Thread(target=other)
+        worker.start()
+        worker.join()
+    assert len(errors) == 1 and errors[0].holder_run == "night-A"
+    with run_lock("source:hr", "night-B"):  # released by the outer block
+        pass
+
+
+def test_a_holder_killed_by_sigkill_leaves_no_stale_lock(project: Path, mci_db: str, empty_drops: None) -> None:
+    killed = _joinedup("sync", "hr", "--night", "night-A", fault="after-land")  # dies holding the lock
+    assert killed.returncode == -signal.SIGKILL
+    again = _joinedup("sync", "hr", "--night", "night-A")
+    assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_two_real_syncs_started_together_one_runs_one_is_refused(project: Path, mci_db: str, faulty_slow_revenues) -> None:  # noqa: ANN001
+    """Both processes are real `joinedup sync revenues`; the first is slowed by the server's
+    latency so the second starts while it is landing."""
+    first = subprocess.Popen([str(JOINEDUP), "sync", "revenues", "--night", "night-A"], env=dict(os.environ),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while faulty_slow_revenues.requests_counted < 2:  # the first sync is fetching pages
+            assert first.poll() is None, f"the first sync ended early: {first.communicate()[1][-2000:]}"
+            assert time.monotonic() < deadline, "the first sync never reached the source"
+            time.sleep(0.1)
+        second = _joinedup("sync", "revenues", "--night", "night-B")
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert second.returncode != 0
+    assert "source revenues is already being synced by run night-A since 20" in second.stderr
+    assert first.returncode == 0, err[-2000:]
+    assert '"rows_landed"' in out
+
+
+@pytest.fixture
+def faulty_slow_revenues(project: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """The revenues REST simulator, answering each request after 0.3 s, 40 records a page."""
+    from joinedup.simulators.council import build_council
+    from joinedup.simulators.revenues_rest import RevenuesRestOptions, RevenuesRestServer
+    from joinedup.simulators.servers import FailurePlan
+
+    path = project / "adapters" / "revenues.yaml"
+    path.write_text(path.read_text().replace("page_size: 500", "page_size: 40"))
+    records = build_council(200, 8, night=0).records["revenues"]
+    server = RevenuesRestServer(records, options=RevenuesRestOptions(failures=FailurePlan(latency_seconds=0.3)))
+    with server:
+        uri = (f"rest://{server.options.client_id}:{server.options.client_secret}@127.0.0.1:{server.port}"
+               "/api/v1?auth=oauth2&token_url=/oauth/token")
+        monkeypatch.setenv("JOINEDUP_CONN_REVENUES_REST", uri)
+        yield server
