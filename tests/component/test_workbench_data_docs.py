@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.component.test_workbench_routes import signed_in, workbench  # noqa: F401 - the fixture
