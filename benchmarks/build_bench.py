@@ -330,14 +330,14 @@ def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5.5))
     colours = plt.get_cmap("tab10")
     for i, name in enumerate(STAGES):
-        for kind, style in (("full", "-"), ("incremental", "--")):
+        for kind, style, marker in (("full", "-", "o"), ("incremental", "--", "x")):
             pts = [(r["residents"], r[kind]["stages"].get(name, {})) for r in rows if kind in r]
             xs = [x for x, s in pts if s.get("seconds", 0) > 0]
             if not xs:
                 continue
-            ax_t.plot(xs, [s["seconds"] for _, s in pts if s.get("seconds", 0) > 0], style, marker="o",
+            ax_t.plot(xs, [s["seconds"] for _, s in pts if s.get("seconds", 0) > 0], style, marker=marker,
                       color=colours(i), label=name if kind == "full" else None)
-            ax_m.plot(xs, [s["peak_rss_mb"] for _, s in pts if s.get("seconds", 0) > 0], style, marker="o",
+            ax_m.plot(xs, [s["peak_rss_mb"] for _, s in pts if s.get("seconds", 0) > 0], style, marker=marker,
                       color=colours(i), label=name if kind == "full" else None)
     for ax, what in ((ax_t, "seconds (exclusive, summed over processes)"), (ax_m, "peak RSS, MB (per stage)")):
         ax.set_xscale("log")
@@ -345,7 +345,7 @@ def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
         ax.set_xlabel("residents")
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
-    ax_t.legend(fontsize=8, ncol=2, title="solid: full build; dashed: next night", title_fontsize=8)
+    ax_t.legend(fontsize=8, ncol=2, title="solid/o: full build; dashed/x: next night", title_fontsize=8)
     fig.suptitle("JoinedUp build of the synthetic council: cost per stage against size")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
