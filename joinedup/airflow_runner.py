@@ -26,7 +26,31 @@ def airflow_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("NO_COLOR", "1")
     env.setdefault("JOINEDUP_MAX_RETRY_DELAY_SECONDS", "5")  # a night at the terminal: short waits
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    if not env.get("AIRFLOW__CORE__FERNET_KEY"):
+        env["AIRFLOW__CORE__FERNET_KEY"] = local_fernet_key(Path(env["AIRFLOW_HOME"]))
     return env
+
+
+def local_fernet_key(airflow_home: Path) -> str:
+    """The Fernet key with which Airflow encrypts Connections' passwords in its metadata DB,
+    kept (0600) beside that DB and made once. Without one Airflow stores them in clear
+    ("empty cryptography key"). Production sets AIRFLOW__CORE__FERNET_KEY from its secret
+    store instead, and this file is never made."""
+    path = airflow_home / "fernet.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        tmp = path.with_name(f".fernet.key.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Fernet.generate_key())
+        try:
+            os.link(tmp, path)  # first writer wins; a racing process reads the winner's key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text(encoding="ascii").strip()
 
 
 def airflow_bin() -> str:
@@ -44,6 +68,11 @@ def _run(args: list[str], env: dict[str, str], log: Path) -> int:
 def ensure_metadata_db(env: dict[str, str], log: Path) -> None:
     if _run(["db", "migrate"], env, log) != 0:
         raise RuntimeError(f"airflow db migrate failed; see {log}")
+
+
+def import_connections(path: Path, env: dict[str, str], log: Path) -> int:
+    """``airflow connections import --overwrite PATH`` (Airflow prints only the ids)."""
+    return _run(["connections", "import", "--overwrite", str(path)], env, log)
 
 
 def test_dag(dag_id: str, night: str, env: dict[str, str], log: Path) -> int:

@@ -49,9 +49,46 @@ def _write_csv_drop(records: list[dict], folder: Path, name: str) -> Path:
     return target
 
 
+def connections_file() -> Path:
+    """Where the demo writes its ``airflow connections import`` file (owner-only, 0600)."""
+    return council_dir() / "airflow_connections.json"
+
+
+def connections_mode() -> str:
+    """``env`` (default): the adapters read JOINEDUP_CONN_* variables that the demo sets.
+    ``airflow`` (``JOINEDUP_DEMO_CONNECTIONS=airflow``): the demo imports its connections
+    into Airflow (``airflow connections import``) and sets no variable, so the night reads
+    its credentials from Airflow's Connections as in production."""
+    mode = (os.environ.get("JOINEDUP_DEMO_CONNECTIONS") or "env").strip().lower()
+    if mode not in ("env", "airflow"):
+        raise ValueError(f"JOINEDUP_DEMO_CONNECTIONS must be 'env' or 'airflow', not {mode!r}")
+    return mode
+
+
+def import_connections_into_airflow(path: Path) -> None:
+    """``airflow connections import --overwrite PATH`` with the project's Airflow settings
+    (the ports, hence the URIs, change every run: a stale connection is replaced)."""
+    from joinedup.airflow_runner import airflow_env, ensure_metadata_db, import_connections, night_log
+
+    env = airflow_env()
+    log_file = night_log("connections")
+    ensure_metadata_db(env, log_file)
+    if import_connections(path, env, log_file) != 0:
+        raise RuntimeError(f"airflow connections import {path} failed; see {log_file}")
+
+
 @contextlib.contextmanager
-def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SEED, night: int = 0) -> Iterator[dict]:
-    """Serve the council's systems for the duration of the block; yields a description."""
+def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SEED, night: int = 0,
+                      *, connections: str | None = None) -> Iterator[dict]:
+    """Serve the council's systems for the duration of the block; yields a description
+    (``servers`` is the RunningCouncil, e.g. to take the housing service down in a test).
+
+    The council's connections are always written to ``connections_file()`` for
+    ``airflow connections import``; ``connections`` (default: ``connections_mode()``) says
+    whether the adapters get them from JOINEDUP_CONN_* variables or from Airflow."""
+    from joinedup.adapters.credentials import write_airflow_connections
+
+    mode = connections or connections_mode()
     from joinedup.adapters import load_sources
     from joinedup.simulators.council import build_council, night_datetime
     from joinedup.simulators.servers import CouncilOptions, start_council_servers
@@ -67,11 +104,18 @@ def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SE
             folder = folder if folder.is_absolute() else var_dir() / folder
             _write_csv_drop(council.records[name], folder, f"{name}_{extract_day:%Y%m%d}.csv")
     with start_council_servers(council.records, drop_dir, options=CouncilOptions(extract_date=extract_day)) as running:
+        conn_file = write_airflow_connections(running.credentials, connections_file())
+        variables = running.env() if mode == "env" else {}
+        if mode == "airflow":
+            import_connections_into_airflow(conn_file)
         saved = {k: os.environ.get(k) for k in running.env()}
-        os.environ.update(running.env())
+        for key in running.env():  # no stale variable from an earlier council shadows the mode
+            os.environ.pop(key, None)
+        os.environ.update(variables)
         try:
             yield {"residents": council.residents, "night": night,
-                   "records": {k: len(v) for k, v in council.records.items()}, "truth": str(council_dir())}
+                   "records": {k: len(v) for k, v in council.records.items()}, "truth": str(council_dir()),
+                   "connections": mode, "connections_file": str(conn_file), "servers": running}
         finally:
             for key, value in saved.items():
                 if value is None:

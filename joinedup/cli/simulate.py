@@ -41,6 +41,29 @@ def serve(
     serve_forever(council.records, var_dir() / "drops" / "council")
 
 
+@simulate_app.command()
+def connections(
+    out: Annotated[Path, typer.Option(help="The file to write (JSON, readable by its owner only).")] = Path("var/airflow_connections.json"),
+    load: Annotated[bool, typer.Option("--import", help="Also run `airflow connections import --overwrite` on it.")] = False,
+) -> None:
+    """Write the JOINEDUP_CONN_* variables that are set (e.g. the export lines `joinedup
+    simulate serve` prints) as a file for `airflow connections import`. `make run` writes the
+    same file for its own council to var/council/airflow_connections.json."""
+    from joinedup.adapters.credentials import connections_from_environment, write_airflow_connections
+
+    uris = connections_from_environment()
+    if not uris:
+        raise typer.BadParameter("no JOINEDUP_CONN_* variable is set: paste the export lines that "
+                                 "`joinedup simulate serve` prints, then run this again")
+    path = write_airflow_connections(uris, out)
+    typer.echo(f"wrote {len(uris)} connection(s) to {path}: {', '.join(sorted(uris))}")
+    if load:
+        from joinedup.demo import import_connections_into_airflow
+
+        import_connections_into_airflow(path)
+        typer.echo("imported into Airflow (airflow connections list shows them)")
+
+
 def evaluate_index(truth_folder: Path | None = None) -> tuple[object, list[str]]:
     """Score the MCI against the synthetic council's truth, over the systems in the index."""
     from sqlalchemy import select
