@@ -131,9 +131,10 @@ def check_source(name: str, adapters_folder: Path | None = None) -> CheckReport:
         return f"{len(columns)} column(s), as the mapping expects"
 
     def quality() -> str:
-        from joinedup.quality.gate import validate_batch
+        from joinedup.quality.gate import source_suite, validate_batch
 
-        gate = validate_batch(state["canonical"], state["config"].name)
+        config = state["config"]
+        gate = validate_batch(state["canonical"], config.name, suite=source_suite(config))
         threshold = state["config"].quality.max_failure_rate
         rules = ", ".join(f"{rule}: {n}" for rule, n in sorted(gate.by_rule.items())) or "no failures"
         detail = (f"{len(gate.failed_positions)} of {gate.rows_in} row(s) would be quarantined "

@@ -105,6 +105,20 @@ def release_command(
         except QuarantineError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
+        _audit_release(session, outcome)
     typer.echo(json.dumps(outcome.as_dict(), indent=2))
     if outcome.still_failing or outcome.new_entries:
         typer.echo("some rows still fail: see `joinedup quarantine show ID` for the new reason", err=True)
+
+
+def _audit_release(session, outcome) -> None:  # noqa: ANN001
+    """A release re-admits rows into the index: the audit log says who (the operating-system
+    account running the command) and which entries, never the values."""
+    import getpass
+
+    from joinedup.steward.audit import record
+
+    detail = {"released": outcome.released, "still_failing": outcome.still_failing,
+              "resolved": outcome.resolved, "new_entries": outcome.new_entries}
+    record(session, f"cli:{getpass.getuser()}", "quarantine_release", detail=detail)
+    session.commit()

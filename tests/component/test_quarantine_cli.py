@@ -99,6 +99,13 @@ def test_list_show_and_release_after_a_mapping_fix(project: Path, mci_db: str) -
         assert staged is not None and staged.match_status == "pending" and staged.last_run_id == "release-1"
         assert staged.record["date_of_birth"] == "1980-06-05"
     assert statuses == {"500000007": "open", "500000008": "open", "500000020": "released"}
+    from joinedup.steward.models import AuditEntry
+
+    with session_factory()() as session:
+        audited = session.scalars(select(AuditEntry).where(AuditEntry.action == "quarantine_release")
+                                  .order_by(AuditEntry.id)).all()
+    assert len(audited) == 2 and audited[-1].username.startswith("cli:")
+    assert audited[-1].detail["released"] == [ids["500000020"]]
 
     unknown = _cli("quarantine", "release", "999999")
     assert unknown.exit_code == 1 and "no quarantine entry 999999" in unknown.output
