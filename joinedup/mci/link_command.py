@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from joinedup.canonical import person_fields
+from joinedup.exports import write_csv
 from joinedup.mci.match import choose_model, cluster_records, decide_pairs, links_from
 from joinedup.mci.standardise import standardise
 from joinedup.mci.thresholds import MatchThresholds, load_thresholds
@@ -156,9 +157,7 @@ def link_files(inputs: Iterable[Path], out: Path, *, pairs_path: Path | None = N
         warnings.warn(note, stacklevel=2)
     assignments, pairs, outcome = link_records(records, load_thresholds(thresholds_path))
     outcome.warnings = notes
-    out.parent.mkdir(parents=True, exist_ok=True)
-    assignments.to_csv(out, index=False)
+    write_csv(assignments, out)  # spreadsheet-safe: a source key may start with '='
     if pairs_path is not None:
-        pairs_path.parent.mkdir(parents=True, exist_ok=True)
-        pairs.to_csv(pairs_path, index=False)
+        write_csv(pairs, pairs_path)
     return outcome
