@@ -12,6 +12,7 @@ with the reason and tried again by the next run (after the mapping or the source
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -23,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from joinedup.adapters import build_adapter, load_source
+from joinedup.adapters.base import RetriableSourceError
 from joinedup.adapters.config import SourceConfig, adapters_dir
 from joinedup.faults import fault_point
 from joinedup.landing import LandingWriter, completed_manifest, manifest_folder, read_landed, Manifest
@@ -99,12 +102,13 @@ def land(source_name: str, run_id: str) -> dict[str, Any]:
                 adapter = build_adapter(config)
                 writer = LandingWriter(source_name, run_id, cursor)
                 cursor = writer.resume_cursor or cursor
-                for page in adapter.extract(cursor):
-                    with _landing_write(writer, source_name, run_id):
-                        writer.write_page(page.records, page.origin, page.cursor)
-                    adapter.acknowledge(page)
-                    cursor = page.cursor or cursor
-                    fault_point("mid-land")
+                with _transport_errors(source_name):
+                    for page in adapter.extract(cursor):
+                        with _landing_write(writer, source_name, run_id):
+                            writer.write_page(page.records, page.origin, page.cursor)
+                        adapter.acknowledge(page)
+                        cursor = page.cursor or cursor
+                        fault_point("mid-land")
                 with _landing_write(writer, source_name, run_id):
                     manifest = writer.complete(cursor)
             _register_batch(session, manifest)
@@ -112,6 +116,19 @@ def land(source_name: str, run_id: str) -> dict[str, Any]:
             timer.finish(figures)
     fault_point("after-land")
     return {"source": source_name, **figures}
+
+
+@contextmanager
+def _transport_errors(source_name: str) -> Iterator[None]:
+    """A transport error the adapter did not classify (say a connection cut in the middle of a
+    page's body: requests' ChunkedEncodingError, which urllib3 does not retry) becomes a
+    retriable source error that names the source, instead of escaping as a bare library error."""
+    try:
+        yield
+    except (requests.RequestException, http.client.HTTPException) as exc:
+        raise RetriableSourceError(
+            f"source {source_name}: the connection broke while a page was being received ({type(exc).__name__}); "
+            "pages landed before it are kept and the cursor is unchanged - the next run resumes after them") from exc
 
 
 @contextmanager
