@@ -14,6 +14,7 @@ from joinedup.cli.airflow_cmd import airflow
 from joinedup.cli.api import api_app
 from joinedup.cli.link import link
 from joinedup.cli.mci import mci_app
+from joinedup.cli.privacy import erase, retention_app
 from joinedup.cli.quarantine import quarantine_app
 from joinedup.cli.serve import serve, users_app
 from joinedup.cli.simulate import evaluate_command, simulate_app
@@ -26,6 +27,8 @@ app.add_typer(adapter_app, name="adapter")
 app.add_typer(users_app, name="users")
 app.add_typer(api_app, name="api")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(retention_app, name="retention")
+app.command("erase")(erase)
 app.command("evaluate")(evaluate_command)
 app.command("link")(link)
 app.command("serve")(serve)
