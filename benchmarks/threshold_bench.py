@@ -83,21 +83,28 @@ def plot(figures: dict[str, Any], out: Path, thresholds: dict[str, float]) -> Pa
 
     pts = figures["points"]
     xs = [p["weight"] for p in pts]
+    low = min(min(p["precision"] for p in pts), min(p["recall"] for p in pts))
     fig, ax = plt.subplots(figsize=(9, 5.2))
     ax.plot(xs, [p["precision"] for p in pts], marker=".", label="precision")
     ax.plot(xs, [p["recall"] for p in pts], marker=".", label="recall")
+    f1 = [2 * p["precision"] * p["recall"] / (p["precision"] + p["recall"]) if p["precision"] + p["recall"] else 0
+          for p in pts]
+    ax.plot(xs, f1, linestyle="--", color="grey", label="F1")
+    if "review" in thresholds and thresholds["review"] > xs[0]:
+        ax.axvspan(xs[0], thresholds["review"], color="lightgrey", alpha=0.4,
+                   label="below the review weight: pairs not written, curve flat")
     for name, w in thresholds.items():
         ax.axvline(w, color="grey", linestyle=":", linewidth=1)
-        ax.text(w, 0.02, f" {name} {w:g}", rotation=90, va="bottom", fontsize=8, color="dimgrey")
+        ax.text(w, max(0.0, low - 0.015), f" {name} {w:g}", rotation=90, va="bottom", fontsize=8, color="dimgrey")
     ax.set_xlabel("match weight threshold (log2 Bayes factor); probability = 1 / (1 + 2^-w)")
     ax.set_ylabel("pairwise precision / recall")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(max(0.0, low - 0.02), 1.005)  # zoomed: the differences that matter are in the last per cent
     ax.grid(True, alpha=0.3)
     top = ax.secondary_xaxis("top", functions=(lambda w: w, lambda w: w))
     ticks = [w for w in (-4, 0, 4, 8, 12, 16, 20) if xs[0] <= w <= xs[-1]]
     top.set_xticks(ticks, [f"{1 / (1 + 2 ** -w):.4g}" for w in ticks])
     top.set_xlabel("match probability")
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower left", fontsize=8)
     ax.set_title(f"Synthetic council ({figures['records']:,} records): links at or above a threshold", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
