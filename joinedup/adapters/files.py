@@ -11,11 +11,12 @@ import csv
 import io
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from joinedup.adapters.base import FatalSourceError, Health, Page
 from joinedup.adapters.config import SourceConfig
@@ -36,6 +37,15 @@ class DropFolderOptions(BaseModel):
     file_pattern: str = Field("*", description="Glob of the files to pick up, e.g. 'hr_*.dat'.")
     encoding: Encoding = "auto"
 
+    @field_validator("file_pattern")
+    @classmethod
+    def _pattern_stays_in_the_folder(cls, pattern: str) -> str:
+        """A pattern is a file name glob: no folders, no '..', nothing absolute (path traversal)."""
+        if not pattern or "/" in pattern or "\\" in pattern or pattern.startswith("..") or "\x00" in pattern:
+            raise ValueError("file_pattern must be a file name glob inside drop_folder, such as 'hr_*.dat' "
+                             "(no '/', no '..')")
+        return pattern
+
     def folder(self) -> Path:
         path = Path(self.drop_folder)
         return path if path.is_absolute() else var_dir() / path
@@ -47,10 +57,23 @@ def decode(data: bytes, encoding: Encoding, name: str) -> str:
     candidates = ["utf-8-sig", "cp1252"] if encoding == "auto" else [encoding]
     for enc in candidates:
         try:
-            return data.decode(enc)
+            text = data.decode(enc)
         except UnicodeDecodeError as exc:
             last = exc
+            continue
+        if encoding == "auto" and enc == "cp1252":
+            mixed = _UTF8_SEQUENCE.search(data)
+            if mixed:  # not UTF-8 as a whole, yet UTF-8 in places: read as cp1252 it would be mojibake
+                raise RejectedFile(f"{name}: mixed encodings: UTF-8 text at byte {mixed.start()} in a file that is "
+                                   "not UTF-8 throughout; ask the source for one encoding (or set encoding: cp1252 "
+                                   "if the file really is Windows-1252)")
+        return text
     raise RejectedFile(f"{name}: byte {last.start} cannot be decoded as {' or '.join(candidates)}")
+
+
+# A UTF-8 encoded letter (2 or 3 bytes). In Windows-1252 these read as 'Ã©', 'â€™': text no
+# source writes on purpose, so their presence in a non-UTF-8 file means two encodings in one.
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
 
 
 class FileDropAdapter:
@@ -77,15 +100,19 @@ class FileDropAdapter:
         files = []
         for path in sorted(self.folder.glob(self.options.file_pattern)):
             # Only regular files directly in the folder; never follow links out of it.
-            if path.is_symlink() or not path.is_file() or path.parent != self.folder:
-                continue
-            if path.name.startswith(".") or path.name.endswith((".tmp", ".part")):
-                continue  # still being written
+            if path.parent != self.folder or path.name.startswith(".") or path.name.endswith((".tmp", ".part")):
+                continue  # elsewhere, or still being written
+            if not path.is_symlink() and not path.is_file():
+                continue  # a folder (processed/, rejected/) or a device
             files.append(path)
         return files
 
     def extract(self, cursor: str | None) -> Iterator[Page]:
         for path in self.pending_files():
+            if path.is_symlink():  # a link could point anywhere (/etc/passwd): refused, kept, said so
+                self.reject(path, f"{path.name}: is a symbolic link; drop files must be regular files "
+                                  "(links are not followed)")
+                continue
             try:
                 records = self.read_file(path)
             except RejectedFile as exc:
