@@ -84,6 +84,11 @@ def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> p
             out[name] = None
             continue
         values = _joined(raw, cols, rule.join)
+        # A NUL character is no part of any name, date or number, and PostgreSQL cannot store
+        # one in text: the value is not mapped, so the row is quarantined naming the field.
+        nul = values.map(lambda v: isinstance(v, str) and "\x00" in v).astype(bool)
+        if nul.any():
+            values = values.where(~nul, None)
         present = ~_blank(values)
         for step in rule.transform:
             fn = get_transform(step.name)
@@ -93,7 +98,7 @@ def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> p
                 raise ValueError(f"{spec.path}: field {name}, transform {step.name}: bad parameters ({exc})") from None
             if getattr(fn, "may_be_empty", False):
                 present = present & ~_blank(values)
-        lost = present & _blank(values)
+        lost = (present & _blank(values)) | nul
         for pos in lost.to_numpy().nonzero()[0]:
             issues[pos].append(name)
         out[name] = values.astype(object).where(~_blank(values), None)
