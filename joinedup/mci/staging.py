@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from joinedup.canonical import person_fields
 from joinedup.mci.store import SourceRecord, utcnow
+from joinedup.privacy.tombstones import refuse_erased
 
 CHUNK = 500
 
@@ -35,6 +36,7 @@ def stage_records(
     session: Session, records: list[dict[str, Any]], run_id: str, *, special_category: bool = False
 ) -> StageCounts:
     counts = StageCounts()
+    records = refuse_erased(session, records, run_id)  # an erased (source, key) is quarantined, not staged
     fields = person_fields()
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
