@@ -67,11 +67,11 @@ def java_problem() -> str | None:
 
 
 def local_spark_session(
-    *, cores: int = 1, shuffle_partitions: int = 2, driver_memory: str = "1g"
+    *, cores: int = 1, shuffle_partitions: int = 1, driver_memory: str = "1g"
 ) -> "SparkSession":
     """A small local Spark session with Splink's similarity JAR, for tests and trials.
 
-    One core and two shuffle partitions: on a few thousand records Spark's overhead is in
+    One core and one shuffle partition: on a few thousand records Spark's overhead is in
     the scheduling of many small tasks, not the work.
     """
     problem = java_problem()
@@ -91,6 +91,8 @@ def local_spark_session(
         .config("spark.jars", similarity_jar_location())
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")
+        # a short-lived local JVM: the quick JIT tier and a serial collector start faster
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )
@@ -171,32 +173,43 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _rule_sql(rule: BlockingRule, index: int, block_size_cap: int) -> str:
-    """One rule's pairs: records keyed by the rule, blocks of 2..cap records, self-joined."""
-    keys = rule.key_names
-    sized = (
-        f"SELECT * FROM (SELECT keyed.*, count(*) OVER (PARTITION BY {', '.join(keys)}) AS block_n "
-        f"FROM ({rule.keyed_select_sql(FEATURES_VIEW)}) keyed) "
-        f"WHERE block_n BETWEEN 2 AND {int(block_size_cap)}"
-    )
-    join_on = " AND ".join(f"a.{k} = b.{k}" for k in keys)
-    return f"""
-        SELECT {index} AS match_key, a.record_id AS join_key_l, b.record_id AS join_key_r
-        FROM ({sized}) a JOIN ({sized}) b ON {join_on} AND a.record_id < b.record_id
+def _keyed_sql(rule: BlockingRule, index: int) -> str:
+    """(rule index, one text key, record_id) for every record the rule can block.
+
+    The rule's key expressions are joined into one text key with a separator no value
+    holds, so all rules share one window and one self-join below instead of one each.
     """
+    key_text = ", ".join(f"CAST({k} AS STRING)" for k in rule.key_names)
+    return (
+        f"SELECT {index} AS rule_index, concat_ws('\\u001f', {key_text}) AS block_key, record_id "
+        f"FROM ({rule.keyed_select_sql(FEATURES_VIEW)}) keyed_{index}"
+    )
 
 
 def candidate_pairs(
     spark: "SparkSession", rules: list[BlockingRule], block_size_cap: int
 ) -> "SparkDataFrame":
     """Distinct candidate pairs, as :func:`joinedup.mci.blocking.generate_pairs` makes them:
-    the same rules, blocks above the cap skipped, each pair credited to the first rule."""
-    union = " UNION ALL ".join(_rule_sql(r, i, block_size_cap) for i, r in enumerate(rules))
-    return spark.sql(
+    the same rules, blocks above the cap skipped, each pair credited to the first rule that
+    finds it. Columns match_key (rule index as text), join_key_l < join_key_r."""
+    keyed = " UNION ALL ".join(_keyed_sql(rule, i) for i, rule in enumerate(rules))
+    spark.sql(
         f"""
-        SELECT CAST(min(match_key) AS STRING) AS match_key, join_key_l, join_key_r
-        FROM ({union}) all_pairs
-        GROUP BY join_key_l, join_key_r
+        SELECT rule_index, block_key, record_id FROM (
+            SELECT *, count(*) OVER (PARTITION BY rule_index, block_key) AS block_n
+            FROM ({keyed}) all_keys
+        ) WHERE block_n BETWEEN 2 AND {int(block_size_cap)}
+        """
+    ).createOrReplaceTempView("__joinedup_blocks")
+    return spark.sql(
+        """
+        SELECT CAST(min(a.rule_index) AS STRING) AS match_key,
+               a.record_id AS join_key_l, b.record_id AS join_key_r
+        FROM __joinedup_blocks a
+        JOIN __joinedup_blocks b
+          ON a.rule_index = b.rule_index AND a.block_key = b.block_key
+         AND a.record_id < b.record_id
+        GROUP BY a.record_id, b.record_id
         """
     )
 

@@ -43,7 +43,7 @@ def saved_model(features: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
 def spark():  # noqa: ANN201
     from joinedup.mci.spark import local_spark_session
 
-    session = local_spark_session(cores=1, shuffle_partitions=2)
+    session = local_spark_session(cores=1, shuffle_partitions=1)
     yield session
     session.stop()
 
@@ -116,3 +116,25 @@ def test_settings_translation_fixes_what_sqlglot_gets_wrong() -> None:
     assert "JARO_WINKLER(" in sql.upper() and "SIMILARITY" not in sql.upper()
     assert "\\Q" in sql  # '|' split literally, not as a regex alternation
     assert to_spark_sql("ELSE") == "ELSE"
+
+
+def test_spark_blocking_skips_the_same_oversized_blocks(saved_model, features: pd.DataFrame, spark) -> None:  # noqa: ANN001
+    """With a tiny block-size cap, Spark and DuckDB drop the same blocks (and keep the rest)."""
+    from joinedup.mci.blocking import FEATURES_TABLE, PAIRS_TABLE, generate_pairs, open_duckdb
+    from joinedup.mci.probabilistic import _load_features
+    from joinedup.mci.spark import _register_features, candidate_pairs
+
+    cap = 3
+    con = open_duckdb()
+    try:
+        _load_features(con, features)
+        report = generate_pairs(con, saved_model.blocking_rules, table=FEATURES_TABLE, block_size_cap=cap)
+        duck = con.execute(f"SELECT match_key, join_key_l, join_key_r FROM {PAIRS_TABLE}").fetchall()
+    finally:
+        con.close()
+    assert sum(r.oversized_blocks for r in report.rules) > 0  # the cap bites on this data
+    _register_features(spark, features)
+    on_spark = candidate_pairs(spark, list(saved_model.blocking_rules), cap).collect()
+    assert {(str(r.match_key), r.join_key_l, r.join_key_r) for r in on_spark} == {
+        (str(k), int(a), int(b)) for k, a, b in duck
+    }
