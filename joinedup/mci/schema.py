@@ -46,6 +46,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "joinedup.mci.store",
     "joinedup.api.models",
     "joinedup.steward.models",
+    "joinedup.mci.features",
 )
 
 #: The first revision: the schema as ``create_all`` made it when migrations were introduced.
