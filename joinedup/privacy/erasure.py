@@ -285,10 +285,10 @@ def _erase_drop_files(config: SourceConfig, column: str, keys: set[str], request
 
 
 def _audit(session: Session, erased_by: str, master_id: str, tombstone_id: int, counts: dict[str, int]) -> None:
-    from joinedup.steward.models import AuditEntry
+    from joinedup.steward.audit import record
 
-    session.add(AuditEntry(username=erased_by[:80], action="erase", master_id=master_id or None,
-                           detail={"tombstone": tombstone_id, **{k: int(v) for k, v in counts.items()}}))
+    record(session, erased_by[:80], "erase", master_id=master_id or None,
+           detail={"tombstone": tombstone_id, **{k: int(v) for k, v in counts.items()}})
 
 
 def _compact_database() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from joinedup.steward.models import AuditEntry
 
 ACTIONS = ("login", "login_failed", "login_refused", "sso_login", "sso_refused", "logout", "view_person", "view_pair", "search", "accept", "reject",
-           "defer", "unmerge", "view_audit", "read_changes", "quarantine_release")
+           "defer", "unmerge", "view_audit", "read_changes", "quarantine_release", "erase")
 
 
 CLIENT = "client"  # the detail key of the network address a sign-in came from
