@@ -84,6 +84,8 @@ DEFAULT_BLOCKING_RULES: tuple[BlockingRule, ...] = (
         where=_POSTCODE_NOT_PLACEHOLDER,
     ),
     BlockingRule("email", ("email_std",)),
+    # Forename and surname swapped, or both mistyped: same home and birth date.
+    BlockingRule("postcode+dob", ("postcode", "dob"), where=_POSTCODE_NOT_PLACEHOLDER),
     BlockingRule(
         "given_name+surname+district",
         ("given_name_std", "family_name_std", "postcode_outward"),

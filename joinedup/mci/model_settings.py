@@ -36,7 +36,7 @@ import splink.comparison_library as cl
 #: Version of the model *specification* (comparisons, levels, fixed priors).
 #: Bump it whenever a comparison or level changes: a saved model trained under
 #: another specification version is refused on load.
-MODEL_SPEC_VERSION = "1.0"
+MODEL_SPEC_VERSION = "1.1"
 
 #: The match-feature columns the model reads (the standardise() contract).
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -119,6 +119,10 @@ def _given_name() -> cl.CustomComparison:
             cll.CustomLevel(f"{jw} >= 0.92", label_for_charts="Jaro-Winkler >= 0.92"),
             cll.CustomLevel(f"{jw} >= 0.80", label_for_charts="Jaro-Winkler >= 0.80"),
             cll.CustomLevel(
+                "jaro_winkler_similarity(given_name_std_l, family_name_std_r) >= 0.92",
+                label_for_charts="Is the other's family name (forename and surname swapped)",
+            ),
+            cll.CustomLevel(
                 "given_initial_l = given_initial_r",
                 label_for_charts="Same initial only",
             ),
@@ -155,6 +159,10 @@ def _family_name() -> cl.CustomComparison:
             ),
             cll.CustomLevel(f"{jw} >= 0.92", label_for_charts="Jaro-Winkler >= 0.92"),
             cll.CustomLevel(f"{jw} >= 0.80", label_for_charts="Jaro-Winkler >= 0.80"),
+            cll.CustomLevel(
+                "jaro_winkler_similarity(family_name_std_l, given_name_std_r) >= 0.92",
+                label_for_charts="Is the other's given name (forename and surname swapped)",
+            ),
             cll.ElseLevel(),
         ],
     )
@@ -177,6 +185,10 @@ def _date_of_birth() -> cl.CustomComparison:
             cll.ExactMatchLevel("dob"),
             cll.CustomLevel(transposed, label_for_charts="Day and month transposed"),
             cll.CustomLevel(
+                "damerau_levenshtein(dob_l, dob_r) <= 1",
+                label_for_charts="One digit mistyped or two neighbours swapped",
+            ),
+            cll.CustomLevel(
                 "substr(dob_l, 1, 7) = substr(dob_r, 1, 7)",
                 label_for_charts="Same year and month",
             ),
@@ -196,6 +208,26 @@ def _exact_identifier(column: str, name: str, description: str) -> cl.CustomComp
         comparison_levels=[
             cll.NullLevel(column),
             cll.ExactMatchLevel(column),
+            cll.ElseLevel(),
+        ],
+    )
+
+
+def _identifier(column: str, name: str, description: str) -> cl.CustomComparison:
+    """A personal identifier keyed by hand somewhere: exact, else one character mistyped
+    or two neighbours swapped (Damerau-Levenshtein 1), else different. The near level is
+    evidence for the score only: two different VALID NI/NHS numbers are still a hard
+    constraint (:func:`joinedup.mci.rules.conflict`) that no score overrides."""
+    return cl.CustomComparison(
+        output_column_name=name,
+        comparison_description=description,
+        comparison_levels=[
+            cll.NullLevel(column),
+            cll.ExactMatchLevel(column),
+            cll.CustomLevel(
+                f"damerau_levenshtein({column}_l, {column}_r) <= 1",
+                label_for_charts="One character mistyped or two neighbours swapped",
+            ),
             cll.ElseLevel(),
         ],
     )
@@ -286,8 +318,8 @@ def comparisons() -> list[cl.CustomComparison]:
         _family_name(),
         _date_of_birth(),
         _exact_identifier("sex", "sex", "Sex"),
-        _exact_identifier("ni_key", "ni_number", "National Insurance number (8 chars)"),
-        _exact_identifier("nhs_number", "nhs_number", "NHS number"),
+        _identifier("ni_key", "ni_number", "National Insurance number (8 chars)"),
+        _identifier("nhs_number", "nhs_number", "NHS number"),
         _residence(),
         _exact_identifier("email_std", "email", "Email address"),
         _phone(),
@@ -343,18 +375,23 @@ M_FALLBACK: dict[tuple[str, str], float] = {
     ("given_name", "Nickname or variant of the same name"): 0.04,
     ("given_name", "Jaro-Winkler >= 0.92"): 0.05,
     ("given_name", "Jaro-Winkler >= 0.80"): 0.02,
+    ("given_name", "Is the other's family name (forename and surname swapped)"): 0.005,
     ("given_name", "Same initial only"): 0.02,
     ("given_name", "All other comparisons"): 0.01,
     ("family_name", "Shares a surname part or previous surname"): 0.03,
+    ("family_name", "Is the other's given name (forename and surname swapped)"): 0.005,
     ("family_name", "All other comparisons"): 0.03,
     ("dob", "Day and month transposed"): 0.005,
+    ("dob", "One digit mistyped or two neighbours swapped"): 0.01,
     ("dob", "Same year and month"): 0.01,
     ("dob", "Within a year"): 0.01,
     ("dob", "Within ten years"): 0.005,
     ("dob", "All other comparisons"): 0.003,
     ("sex", "All other comparisons"): 0.01,
     ("nhs_number", "Exact match on nhs_number"): 0.999,
+    ("nhs_number", "One character mistyped or two neighbours swapped"): 0.005,
     ("nhs_number", "All other comparisons"): 0.001,
+    ("ni_number", "One character mistyped or two neighbours swapped"): 0.005,
     ("ni_number", "All other comparisons"): 0.001,
     ("email", "All other comparisons"): 0.2,
 }
