@@ -37,6 +37,8 @@ from pathlib import Path
 from joinedup.simulators import reference_data as ref
 from joinedup.simulators.noise import CLEAN, NoiseConfig, NoisyPerson, RecordNoise, \
     apply_noise, draw_noise, wants_duplicate
+from joinedup.simulators.lifecycle import BASE_NIGHT, LEARN_RATE, Ending, LifeRates, Spell, \
+    event_day, night_datetime, walk
 from joinedup.simulators.population import BASE_DATE, Household, PopulationFactory, Resident, \
     ascii_fold, random_address, stable_rng, stable_unit, uprn_for, _permute
 
@@ -45,33 +47,41 @@ KEY_FIELDS = {"housing": "TenantRef", "revenues": "customer_ref", "socialcare": 
               "hr": "EMPNO"}
 TIMESTAMP_FIELDS = {"housing": "LastModified", "revenues": "modified_at",
                     "socialcare": "LastUpdated", "hr": "LAST_CHANGED"}
-BASE_NIGHT = datetime(2026, 1, 5, 2, 0, 0)
-"""When night 0's extract is taken; night k is taken ``k`` days later."""
-
 HR_WIDTHS = {"EMPNO": 8, "SURNAME": 30, "FORENAMES": 30, "DOB": 8, "SEX": 1, "NINO": 9,
              "ADDR1": 40, "ADDR2": 40, "TOWN": 30, "POSTCODE": 8, "START_DATE": 8,
-             "LAST_CHANGED": 14}
+             "LAST_CHANGED": 14, "LEAVE_DATE": 8, "LEAVE_REASON": 3, "DATE_OF_DEATH": 8,
+             "RECORD_STATUS": 1}
 """Field widths of the HR fixed-width extract (records are already cut to fit)."""
-
-# Chance that a system hears of a change (move, marriage, death) on the night it happens.
-LEARN_RATE = {"housing": 0.95, "revenues": 0.9, "socialcare": 0.75, "hr": 0.6}
-
-
-def night_datetime(night: int) -> datetime:
-    """When night ``night``'s extract is taken."""
-    return BASE_NIGHT + timedelta(days=night)
-
 
 @dataclass(frozen=True)
 class NightlyChanges:
     """What happens between two nights, as rates per household (moves), per resident (the
-    rest) or per noisy record (corrections); arrivals are new residents as a share of n."""
+    rest) or per noisy record (corrections); arrivals are new residents as a share of n.
+
+    Joining and leaving a system (see ``joinedup.simulators.lifecycle``): ``leavers`` per
+    employee, ``starters`` per working-age resident not on the payroll, ``referrals`` per
+    resident unknown to social care (more for the old), ``case_closures`` per open case,
+    ``duplicate_merges`` per duplicate record (a steward in the source system closes it)."""
 
     arrivals: float = 0.005
     moves: float = 0.005
     marriages: float = 0.001
     deaths: float = 0.0005
     corrections: float = 0.003
+    leavers: float = 0.004
+    starters: float = 0.0003
+    referrals: float = 0.0002
+    case_closures: float = 0.01
+    duplicate_merges: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name, rate in asdict(self).items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"nightly change rate {name} must be between 0 and 1, got {rate}")
+
+    def life_rates(self) -> LifeRates:
+        return LifeRates(self.leavers, self.starters, self.referrals, self.case_closures,
+                         self.duplicate_merges)
 
 
 @dataclass
@@ -79,7 +89,8 @@ class Council:
     """The systems' records on one night, and the truth about them.
 
     ``records``: system -> native records (dicts in the system's layout, values str/None).
-    ``truth``: (source_system, source_key, person_id), one row per record.
+    ``truth``: (source_system, source_key, person_id), one row per record, including records
+    the system has since deleted (HR purges leavers; the hub keeps them, so the truth does).
     ``twins``: pairs of person_ids who are twins (never to be merged).
     """
 
@@ -99,20 +110,47 @@ _KEY_FORMATS = {  # prefix, digits, multiplier, offset: a bijection scatters the
 }
 
 
+LATER_NIGHTS = 200
+"""Nights for which records opened after their person appeared get keys (see KeyAllocator)."""
+
+
 class KeyAllocator:
-    """Issues each system's record keys in order of creation: stable across nights because
-    records are created in the same order every time the council is built."""
+    """Issues each system's record keys, stable across nights.
+
+    Records made when their person first appears take numbers in order of creation from the
+    lower half of the key space: the same order every time the council is built. Records
+    opened later for people already there (a new account after a move, a starter, a new
+    referral) take numbers from a block per night in the upper half, in stream order: night
+    j's block depends only on nights up to j, so building night j+1 does not renumber them."""
 
     def __init__(self) -> None:
         self._issued = dict.fromkeys(SYSTEMS, 0)
+        self._later: dict[tuple[str, int], int] = {}
+
+    @staticmethod
+    def _key(system: str, number: int) -> str:
+        prefix, digits, multiplier, offset = _KEY_FORMATS[system]
+        return prefix + f"{_permute(number, 10**digits, multiplier, offset):0{digits}d}"
 
     def next_key(self, system: str) -> str:
-        prefix, digits, multiplier, offset = _KEY_FORMATS[system]
+        digits = _KEY_FORMATS[system][1]
         self._issued[system] += 1
-        capacity = 10**digits
-        if self._issued[system] >= capacity:
-            raise OverflowError(f"{system} has run out of {digits}-digit keys")
-        return prefix + f"{_permute(self._issued[system], capacity, multiplier, offset):0{digits}d}"
+        if self._issued[system] >= 10**digits // 2:
+            raise OverflowError(f"{system} has run out of {digits}-digit keys; use fewer residents")
+        return self._key(system, self._issued[system])
+
+    def later_key(self, system: str, night: int) -> str:
+        digits = _KEY_FORMATS[system][1]
+        half = 10**digits // 2
+        block = half // LATER_NIGHTS
+        if not 1 <= night <= LATER_NIGHTS:
+            raise OverflowError(f"records opened on night {night}: keys exist for nights 1-{LATER_NIGHTS}")
+        count = self._later.get((system, night), 0)
+        if count >= block:
+            raise OverflowError(f"{system} opened more than {block} records on night {night}; "
+                                "use fewer residents or lower NightlyChanges rates")
+        self._later[(system, night)] = count + 1
+        return self._key(system, half + (night - 1) * block + count)
 
 
 # --- the systems' formats ------------------------------------------------------------------
@@ -125,7 +163,8 @@ class _RecordContext:
     opened: date
     habit_seed: int
     case_open: bool
-    deceased: bool
+    ending: Ending | None = None
+    purge_notice: bool = False
 
 
 _FLAT_SPLIT = re.compile(r"^(Flat \d+), (.+)$")
@@ -133,6 +172,14 @@ _FLAT_SPLIT = re.compile(r"^(Flat \d+), (.+)$")
 
 def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
+
+
+def _death(ctx: _RecordContext) -> date | None:
+    return ctx.ending.death if ctx.ending else None
+
+
+_HOUSING_END = {"moved": "MOVED OUT", "death": "DECEASED", "duplicate": "DUPLICATE RECORD"}
+_REVENUES_END = {"moved": "moved out", "death": "deceased", "duplicate": "duplicate account"}
 
 
 def _housing(p: NoisyPerson, ctx: _RecordContext) -> dict:
@@ -149,6 +196,9 @@ def _housing(p: NoisyPerson, ctx: _RecordContext) -> dict:
         "PostCode": a.postcode.replace(" ", "") if no_space else a.postcode,
         "Phone": p.phone, "Email": p.email if has_email else None,
         "TenancyStart": ctx.opened.isoformat(), "LastModified": None,
+        "TenancyEnd": _iso(ctx.ending.on) if ctx.ending else None,
+        "TenancyEndReason": _HOUSING_END[ctx.ending.reason] if ctx.ending else None,
+        "DateOfDeath": _iso(_death(ctx)),
     }
 
 
@@ -170,6 +220,9 @@ def _revenues(p: NoisyPerson, ctx: _RecordContext) -> dict:
         "addr_line1": a.line1, "addr_line2": a.line2, "addr_line3": None, "town": a.town,
         "postcode": a.postcode, "email": p.email, "phone_number": phone,
         "account_opened": ctx.opened.isoformat(), "modified_at": None,
+        "account_closed": _iso(ctx.ending.on) if ctx.ending else None,
+        "closure_reason": _REVENUES_END[ctx.ending.reason] if ctx.ending else None,
+        "date_of_death": _death(ctx).strftime("%d/%m/%Y") if _death(ctx) else None,
     }
 
 
@@ -183,8 +236,8 @@ def _socialcare(p: NoisyPerson, ctx: _RecordContext) -> dict:
         "NHSNumber": None if no_nhs else p.nhs_number, "NINumber": p.ni_number,
         "Gender": "9" if not_stated else {"M": "1", "F": "2"}.get(p.sex, "9"),
         "Address1": a.line1, "Address2": a.line2, "Town": a.town, "Postcode": a.postcode,
-        "CaseStatus": "open" if ctx.case_open and not ctx.deceased else "closed",
-        "LastUpdated": None,
+        "CaseStatus": "open" if ctx.case_open and ctx.ending is None else "closed",
+        "LastUpdated": None, "DateOfDeath": _iso(_death(ctx)),
     }
 
 
@@ -214,7 +267,20 @@ def _hr(p: NoisyPerson, ctx: _RecordContext) -> dict:
         "ADDR1": _cp1252(a.line1, w["ADDR1"]), "ADDR2": _cp1252(a.line2, w["ADDR2"]),
         "TOWN": _cp1252(a.town, w["TOWN"]), "POSTCODE": a.postcode,
         "START_DATE": ctx.opened.strftime("%Y%m%d"), "LAST_CHANGED": None,
+        "LEAVE_DATE": ctx.ending.on.strftime("%Y%m%d") if ctx.ending else None,
+        "LEAVE_REASON": _hr_reason(ctx.ending, p) if ctx.ending else None,
+        "DATE_OF_DEATH": _death(ctx).strftime("%Y%m%d") if _death(ctx) else None,
+        "RECORD_STATUS": "P" if ctx.purge_notice else "L" if ctx.ending else "A",
     }
+
+
+def _hr_reason(ending: Ending, p: NoisyPerson) -> str:
+    """Payroll leaver codes: DEC deceased, DUP duplicate record, RET retired, RES resigned."""
+    if ending.reason in ("death", "duplicate"):
+        return {"death": "DEC", "duplicate": "DUP"}[ending.reason]
+    dob = p.date_of_birth
+    age = ending.on.year - dob.year if dob and dob.year > 1900 else 0
+    return "RET" if age >= 60 else "RES"
 
 
 _RENDER = {"housing": _housing, "revenues": _revenues, "socialcare": _socialcare, "hr": _hr}
@@ -298,7 +364,9 @@ class _Stream:
 def iter_council(n: int, seed: int, noise: NoiseConfig = NoiseConfig(), night: int = 0,
                  changes: NightlyChanges = NightlyChanges(), stats: _Stream | None = None
                  ) -> Iterator[tuple[str, object, object]]:
-    """Stream the council as events: ``("record", system, (record, person_id))`` and
+    """Stream the council as events: ``("record", system, (record, person_id))``,
+    ``("gone", system, (source_key, person_id))`` for a record the system has deleted (HR
+    purges leavers; the truth keeps the key, the hub must too) and
     ``("twins", person_a, person_b)``. ``build_council``/``write_council`` consume it."""
     if night < 0:
         raise ValueError(f"night must be 0 or more, got {night}")
@@ -318,29 +386,120 @@ def iter_council(n: int, seed: int, noise: NoiseConfig = NoiseConfig(), night: i
                                          keys, stats)
 
 
+_NEW_COUNCIL_HOME = {"council": 0.3, "owner": 0.08, "private_rent": 0.15}
+"""Chance that a household moving from this tenure gets a council tenancy at its new home."""
+
+
+def _tenures(seed: int, household: Household, story: list[tuple[Resident, ...]],
+             created: int) -> list[str]:
+    """The household's tenure on each night of ``story`` (a move may change it)."""
+    out = [household.tenure]
+    for k in range(1, len(story)):
+        moved = any(a.uprn != b.uprn for a, b in zip(story[k], story[k - 1]))
+        tenure = out[-1]
+        if moved:
+            council = stable_unit(seed, "tenure", household.household_id, created + k) < \
+                _NEW_COUNCIL_HOME[tenure]
+            tenure = "council" if council else "owner" if tenure == "owner" else "private_rent"
+        out.append(tenure)
+    return out
+
+
 def _household_events(seed: int, noise: NoiseConfig, changes: NightlyChanges, night: int,
-                      created: int, household: Household, keys: KeyAllocator, stats: _Stream) -> Iterator[tuple[str, object, object]]:
+                      created: int, household: Household, keys: KeyAllocator, stats: _Stream
+                      ) -> Iterator[tuple[str, object, object]]:
     household_number = int(household.household_id[1:])
     story = [household.members]
     for k in range(created + 1, night + 1):
         story.append(_evolve(seed, changes, household_number, household.household_id,
                              story[-1], k))
+    tenures = _tenures(seed, household, story, created)
     on = night_datetime(created).date()
     for i, person in enumerate(household.members):
         if person.twin_of and person.person_id < person.twin_of:
             yield ("twins", person.person_id, person.twin_of)
+        history = [members[i] for members in story]
         for system in SYSTEMS:
-            if not _is_member(seed, system, person, household, on):
-                continue
-            copies = 2 if wants_duplicate(noise, seed, system, person.person_id) else 1
-            for copy in range(copies):
-                record = _record(seed, noise, changes, system, story, i, created, copy)
-                record[KEY_FIELDS[system]] = keys.next_key(system)
+            member = _is_member(seed, system, person, household, on)
+            spells = _spells(seed, changes, system, history, tenures, created, member,
+                             wants_duplicate(noise, seed, system, person.person_id))
+            for spell, record in spells:
+                key = keys.next_key(system) if spell.start == created else \
+                    keys.later_key(system, spell.start)
+                if record is None:  # deleted by the source system: the key is still true
+                    yield ("gone", system, (key, person.person_id))
+                    continue
+                record = _render_spell(seed, noise, changes, spell, history, created, record)
+                record[KEY_FIELDS[system]] = key
                 stats.records[system] += 1
                 yield ("record", system, (record, person.person_id))
 
 
-def _opened(seed: int, system: str, person: Resident, created: int, copy: int) -> date:
+def _spells(seed: int, changes: NightlyChanges, system: str, history: list[Resident],
+            tenures: list[str], created: int, member: bool, duplicate: bool
+            ) -> list[tuple[Spell, object]]:
+    """Every record ``system`` holds for this person up to the last night of ``history``,
+    with its steps (or None when the system deleted it), ordered so that keys are issued in
+    the same order whichever night is built."""
+    rates = changes.life_rates()
+    pid = history[0].person_id
+    last = created + len(history) - 1
+    todo: list[tuple[Spell, Resident]] = []
+    if member:
+        todo.append((Spell(system, 0, created, "base"), history[0]))
+        if duplicate:
+            todo.append((Spell(system, 1, created, "duplicate"), history[0]))
+    else:
+        start = _first_start(seed, rates, system, history, tenures, created)
+        if start is not None:
+            origin = {"hr": "starter", "socialcare": "referral"}.get(system, "move")
+            todo.append((Spell(system, ("start", start), start, origin), history[start - created]))
+    out: list[tuple[Spell, object]] = []
+    while todo:
+        spell, opened_as = todo.pop(0)
+        steps = list(walk(seed, rates, spell, pid, history, created, opened_as,
+                          correctable=True, correction_rate=changes.corrections))
+        out.append((spell, steps if steps[-1].night == last else None))
+        ending = steps[-1].ending
+        if ending is not None and ending.reason == "moved" and \
+                _follows_on(seed, system, history[ending.night - created], tenures[ending.night - created],
+                            ending.night):
+            todo.append((Spell(system, ("move", ending.night), ending.night, "move", ending.on),
+                         history[ending.night - created]))
+    return out
+
+
+def _follows_on(seed: int, system: str, person: Resident, tenure: str, night: int) -> bool:
+    """Whether a record closed by a move is followed by a new one at the new home."""
+    if person.deceased_date is not None or person.age_on(event_day(night)) < 18:
+        return False
+    return tenure == "council" if system == "housing" else True
+
+
+def _first_start(seed: int, rates: LifeRates, system: str, history: list[Resident],
+                 tenures: list[str], created: int) -> int | None:
+    """The night a person without a record joins ``system``, if they do (at most once)."""
+    pid = history[0].person_id
+    for k in range(1, len(history)):
+        night, person = created + k, history[k]
+        if person.deceased_date is not None:
+            return None
+        age = person.age_on(event_day(night))
+        u = stable_unit(seed, "join", system, pid, night)
+        if system == "housing":
+            moved = person.uprn != history[k - 1].uprn
+            if moved and age >= 18 and tenures[k] == "council":
+                return night
+        elif system == "hr":
+            if 18 <= age <= 66 and u < rates.starters:
+                return night
+        elif system == "socialcare":
+            if u < rates.referrals * (8.0 if age >= 80 else 3.0 if age >= 65 else 1.0):
+                return night
+    return None
+
+
+def _opened(seed: int, system: str, person: Resident, created: int, copy: object) -> date:
     """When the tenancy/account/employment began (before the person's first night)."""
     if created > 0:
         return night_datetime(created - 1).date()
@@ -355,51 +514,43 @@ def _opened(seed: int, system: str, person: Resident, created: int, copy: int) -
                                                      copy) * span))
 
 
-def _record(seed: int, config: NoiseConfig, changes: NightlyChanges, system: str,
-            story: list[tuple[Resident, ...]], i: int, created: int, copy: int) -> dict:
-    """One source record as it stands on the last night of ``story``, with its timestamp."""
-    first = story[0][i]
+def _render_spell(seed: int, config: NoiseConfig, changes: NightlyChanges, spell: Spell,
+                  history: list[Resident], created: int, steps: list) -> dict:
+    """The record as it stands after its last step, with its timestamp."""
+    system, tag = spell.system, spell.tag
+    first = history[0]
     pid = first.person_id
-    noise: RecordNoise = draw_noise(config, seed, system, pid, copy)
-    opened = _opened(seed, system, first, created, copy)
-    habit_seed = int(stable_unit(seed, "habit", system, pid, copy) * 2**32)
-    case_open = stable_unit(seed, "case", pid, copy) < 0.7
-    known = first
-    if copy > 0 and first.previous_address is not None and \
-            stable_unit(seed, "dup-stale", system, pid) < 0.5:
-        # A forgotten second record, often opened at the former address.
-        known = replace(first, uprn=first.previous_uprn, address=first.previous_address)
-
-    def render(person: Resident, record_noise: RecordNoise) -> dict:
-        ctx = _RecordContext(opened, habit_seed, case_open, person.deceased_date is not None)
-        return _RENDER[system](apply_noise(person, record_noise), ctx)
-
-    record = render(known, noise)
-    last_change = created
-    if copy == 0:  # duplicates are forgotten: nobody updates them
-        for k in range(1, len(story)):
-            night = created + k
-            changed = story[k][i] is not story[k - 1][i] and \
-                stable_unit(seed, "learn", system, pid, night) < LEARN_RATE[system]
-            corrected = not noise.clean and \
-                stable_unit(seed, "correct", system, pid, night) < changes.corrections
-            if not changed and not corrected:
-                continue
-            if changed:
-                known = story[k][i]
-            if corrected:
-                noise = CLEAN
-            new = render(known, noise)
-            if new != record:
-                record, last_change = new, night
+    noise: RecordNoise = draw_noise(config, seed, system, pid, tag)
+    opened = _opened(seed, system, first, created, tag) if spell.start == created else \
+        spell.opened_on or event_day(spell.start)
+    habit_seed = int(stable_unit(seed, "habit", system, pid, tag) * 2**32)
+    case_open = spell.start > created or stable_unit(seed, "case", pid, tag) < 0.7
+    last_change, record = spell.start, None
+    for step in steps:
+        if not step.touched:
+            continue
+        known = step.known
+        if step.night == spell.start and spell.duplicate and first.previous_address is not None \
+                and stable_unit(seed, "dup-stale", system, pid) < 0.5:
+            # A forgotten second record, often opened at the former address.
+            known = replace(known, uprn=first.previous_uprn, address=first.previous_address)
+        elif spell.duplicate and record is not None:
+            known = replace(known, uprn=dup_address[0], address=dup_address[1])
+        if step.night == spell.start:
+            dup_address = (known.uprn, known.address)
+        ctx = _RecordContext(opened, habit_seed, case_open, step.ending, step.purge_notice)
+        new = _RENDER[system](apply_noise(known, CLEAN if step.corrected else noise), ctx)
+        if new != record:
+            record, last_change = new, step.night
+    assert record is not None
     if last_change == 0:
         # Last touched on a working day between the account opening and night 0.
         days = max(0, (BASE_NIGHT.date() - timedelta(days=1) - opened).days)
-        day = opened + timedelta(days=int(days * stable_unit(seed, "ts0", system, pid, copy)))
+        day = opened + timedelta(days=int(days * stable_unit(seed, "ts0", system, pid, tag)))
         ts = datetime.combine(day, datetime.min.time()) + timedelta(
-            seconds=8 * 3600 + int(10 * 3600 * stable_unit(seed, "ts0-time", system, pid, copy)))
+            seconds=8 * 3600 + int(10 * 3600 * stable_unit(seed, "ts0-time", system, pid, tag)))
     else:
-        ts = _change_time(seed, last_change, system, pid, copy)
+        ts = _change_time(seed, last_change, system, pid, tag)
     record[TIMESTAMP_FIELDS[system]] = _format_timestamp(system, ts)
     return record
 
@@ -419,6 +570,8 @@ def build_council(n: int, seed: int, noise: NoiseConfig = NoiseConfig(), night: 
     for kind, a, b in iter_council(n, seed, noise, night, changes, stats):
         if kind == "twins":
             twins.add(frozenset((a, b)))
+        elif kind == "gone":
+            truth.append((a, *b))
         else:
             record, person_id = b
             records[a].append(record)
@@ -451,6 +604,8 @@ def write_council(out_dir: str | Path, n: int, seed: int, noise: NoiseConfig = N
                 if kind == "twins":
                     twins_csv.writerow((a, b))
                     twins_count += 1
+                elif kind == "gone":
+                    truth_csv.writerow((a, *b))
                 else:
                     record, person_id = b
                     files[a].write(json.dumps(record, ensure_ascii=False) + "\n")

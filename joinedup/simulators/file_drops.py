@@ -42,11 +42,16 @@ SOCIALCARE_NS = "http://socialcare.council.example/extract/v1"
 SOCIALCARE_FIELDS: tuple[str, ...] = (
     "ClientId", "GivenName", "FamilyName", "PreferredName", "BirthDate", "NHSNumber", "NINumber",
     "Gender", "Address1", "Address2", "Town", "Postcode", "CaseStatus", "LastUpdated",
+    "DateOfDeath",
 )
+SOCIALCARE_OPTIONAL: tuple[str, ...] = ("DateOfDeath",)
+"""Added to the extract later (schema evolution): older records may leave it out."""
 HR_FIELDS: tuple[str, ...] = (
     "EMPNO", "SURNAME", "FORENAMES", "DOB", "SEX", "NINO", "ADDR1", "ADDR2", "TOWN", "POSTCODE",
-    "START_DATE", "LAST_CHANGED",
+    "START_DATE", "LAST_CHANGED", "LEAVE_DATE", "LEAVE_REASON", "DATE_OF_DEATH", "RECORD_STATUS",
 )
+HR_OPTIONAL: tuple[str, ...] = ("LEAVE_DATE", "LEAVE_REASON", "DATE_OF_DEATH", "RECORD_STATUS")
+"""Added to the layout later (leavers, deaths, purge notices): older records may leave them out."""
 _NOT_XML_CHAR = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -100,7 +105,7 @@ def write_socialcare_extract(records: Sequence[dict], drop_dir: Path, extract_da
     rejects (the error names the line, never the data).
     """
     for index, record in enumerate(records):
-        check_layout(record, index, SOCIALCARE_FIELDS, "socialcare")
+        check_layout(record, index, SOCIALCARE_FIELDS, "socialcare", SOCIALCARE_OPTIONAL)
     target = Path(drop_dir) / socialcare_file_name(extract_date)
     tag = {name: f"{{{SOCIALCARE_NS}}}{name}" for name in SOCIALCARE_FIELDS}
 
@@ -115,7 +120,7 @@ def write_socialcare_extract(records: Sequence[dict], drop_dir: Path, extract_da
                     xf.write("  ")
                     with xf.element(f"{{{SOCIALCARE_NS}}}Client"):
                         for name in SOCIALCARE_FIELDS:
-                            value = record[name]
+                            value = record.get(name)
                             if value is None:
                                 continue
                             xf.write("\n    ")
@@ -223,7 +228,7 @@ def write_hr_extract(records: Sequence[dict], drop_dir: Path, extract_date: date
     payroll system does; the count of cut values is logged (never the values).
     """
     for index, record in enumerate(records):
-        check_layout(record, index, HR_FIELDS, "hr")
+        check_layout(record, index, HR_FIELDS, "hr", HR_OPTIONAL)
     layout = read_hr_layout()
     target = Path(drop_dir) / hr_file_name(extract_date)
     widths = {f.name: f.width for f in layout.detail}
@@ -234,7 +239,7 @@ def write_hr_extract(records: Sequence[dict], drop_dir: Path, extract_date: date
         handle.write((_fixed_line(layout, layout.header, {"EXTRACT_DATE": f"{extract_date:%Y%m%d}",
                                                           "SYSTEM_NAME": system_name}) + eol).encode(layout.encoding))
         for record in records:
-            cut += sum(1 for name in HR_FIELDS if record[name] is not None and len(record[name]) > widths[name])
+            cut += sum(1 for name in HR_FIELDS if record.get(name) is not None and len(record[name]) > widths[name])
             line = _fixed_line(layout, layout.detail, record) + eol
             handle.write(line.encode(layout.encoding, errors="replace"))
         trailer = _fixed_line(layout, layout.trailer, {"RECORD_COUNT": f"{len(records):09d}"}) + eol

@@ -45,8 +45,10 @@ log = logging.getLogger(__name__)
 HOUSING_FIELDS: tuple[str, ...] = (
     "TenantRef", "Title", "Forename", "Surname", "DateOfBirth", "NINumber", "PropertyUPRN",
     "AddressLine1", "AddressLine2", "Town", "PostCode", "Phone", "Email", "TenancyStart",
-    "LastModified",
+    "LastModified", "TenancyEnd", "TenancyEndReason", "DateOfDeath",
 )
+HOUSING_OPTIONAL: tuple[str, ...] = ("TenancyEnd", "TenancyEndReason", "DateOfDeath")
+"""Added in layout v1.1 (tenancies end, tenants die): records from before may leave them out."""
 SERVICE_PATH = "/housing/service"
 TNS = "http://housing.council.example/tenants/v1"
 OPERATION = "GetTenantsChangedSince"
@@ -113,7 +115,8 @@ class HousingSoapServer(LoopbackService):
         self.options = options or HousingSoapOptions()
         super().__init__(failures=self.options.failures, host=host, port=port)
         self.handler_class = _HousingHandler
-        self._snapshot = sorted_snapshot(records, "housing", HOUSING_FIELDS, "TenantRef", "LastModified", _to_utc_naive)
+        self._snapshot = sorted_snapshot(records, "housing", HOUSING_FIELDS, "TenantRef", "LastModified", _to_utc_naive,
+                                         HOUSING_OPTIONAL)
         self._token_key = secrets.token_bytes(16)
         self._wsdl_template = self.options.wsdl_path.read_bytes()
         self._wsdl_cache: tuple[int, bytes] | None = None
@@ -123,7 +126,8 @@ class HousingSoapServer(LoopbackService):
     def set_records(self, records: Sequence[dict]) -> None:
         """Replace the tenants served (the next night's state). Tokens issued before stay
         valid: they are positions in (LastModified, TenantRef) order, not offsets."""
-        self._snapshot = sorted_snapshot(records, "housing", HOUSING_FIELDS, "TenantRef", "LastModified", _to_utc_naive)
+        self._snapshot = sorted_snapshot(records, "housing", HOUSING_FIELDS, "TenantRef", "LastModified", _to_utc_naive,
+                                         HOUSING_OPTIONAL)
 
     @property
     def record_count(self) -> int:
@@ -357,7 +361,7 @@ def _response_element(tenants: list[dict], next_token: str | None) -> etree._Ele
         el = etree.SubElement(container, f"{{{TNS}}}Tenant")
         for name in HOUSING_FIELDS:
             child = etree.SubElement(el, f"{{{TNS}}}{name}")
-            value = tenant[name]
+            value = tenant.get(name)
             if value is None:
                 child.set(nil, "true")
             else:

@@ -50,8 +50,10 @@ log = logging.getLogger(__name__)
 REVENUES_FIELDS: tuple[str, ...] = (
     "customer_ref", "title", "first_name", "last_name", "dob", "ni_no", "uprn", "addr_line1",
     "addr_line2", "addr_line3", "town", "postcode", "email", "phone_number", "account_opened",
-    "modified_at",
+    "modified_at", "account_closed", "closure_reason", "date_of_death",
 )
+REVENUES_OPTIONAL: tuple[str, ...] = ("account_closed", "closure_reason", "date_of_death")
+"""Added in API v1.1 (accounts close on a move or a death): older records may leave them out."""
 TOKEN_PATH = "/oauth/token"
 CUSTOMERS_PATH = "/api/v1/customers"
 CUSTOMERS_PAGED_PATH = "/api/v1/customers-paged"
@@ -119,7 +121,8 @@ class RevenuesRestServer(LoopbackService):
         self.options = options or RevenuesRestOptions()
         super().__init__(failures=self.options.failures, host=host, port=port)
         self.handler_class = _RevenuesHandler
-        self._snapshot = sorted_snapshot(records, "revenues", REVENUES_FIELDS, "customer_ref", "modified_at", _as_utc)
+        self._snapshot = sorted_snapshot(records, "revenues", REVENUES_FIELDS, "customer_ref", "modified_at", _as_utc,
+                                         REVENUES_OPTIONAL)
         self._cursor_key = secrets.token_bytes(16)
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -131,7 +134,8 @@ class RevenuesRestServer(LoopbackService):
 
     def set_records(self, records: Sequence[dict]) -> None:
         """Replace the customers served (the next night's state)."""
-        self._snapshot = sorted_snapshot(records, "revenues", REVENUES_FIELDS, "customer_ref", "modified_at", _as_utc)
+        self._snapshot = sorted_snapshot(records, "revenues", REVENUES_FIELDS, "customer_ref", "modified_at", _as_utc,
+                                         REVENUES_OPTIONAL)
 
     @property
     def record_count(self) -> int:

@@ -307,10 +307,14 @@ class LoopbackService:
 # --------------------------------------------------------------------------------------------
 # Records in a system's layout, and the keyset-ordered store the HTTP simulators page through
 # --------------------------------------------------------------------------------------------
-def check_layout(record: dict, index: int, fields: Sequence[str], system: str) -> None:
-    """A record must carry exactly its system's fields (named by position, never by value)."""
-    if set(record) != set(fields):
-        missing = [f for f in fields if f not in record]
+def check_layout(record: dict, index: int, fields: Sequence[str], system: str,
+                 optional: Sequence[str] = ()) -> None:
+    """A record must carry exactly its system's fields (named by position, never by value).
+
+    ``optional`` fields were added to the layout later (schema evolution): a record written
+    before they existed may leave them out, and is served/written with them empty."""
+    if set(record) != set(fields) and not (set(fields) - set(optional) <= set(record) <= set(fields)):
+        missing = [f for f in fields if f not in record and f not in optional]
         extra = [k for k in record if k not in fields]
         raise ValueError(f"{system} record #{index} does not match the {system} layout: missing {missing}, "
                          f"unexpected {extra}; expected exactly {list(fields)}")
@@ -325,10 +329,13 @@ class Snapshot:
 
 
 def sorted_snapshot(records: Sequence[dict], system: str, fields: Sequence[str], key_field: str,
-                    stamp_field: str, to_utc: Callable[[datetime], datetime]) -> Snapshot:
+                    stamp_field: str, to_utc: Callable[[datetime], datetime],
+                    optional: Sequence[str] = ()) -> Snapshot:
     rows: list[tuple[tuple[datetime, str], dict]] = []
     for index, record in enumerate(records):
-        check_layout(record, index, fields, system)
+        check_layout(record, index, fields, system, optional)
+        if len(record) != len(fields):
+            record = {name: record.get(name) for name in fields}
         ref = record[key_field]
         if not ref:
             raise ValueError(f"{system} record #{index} has no {key_field}; every record needs one")

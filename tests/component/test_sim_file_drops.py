@@ -105,7 +105,7 @@ def test_hr_extract_is_cp1252_fixed_width_with_header_and_trailer_count(tmp_path
     assert path.name == "hr_20240502.dat"
     layout = read_hr_layout()
     lines = hr_lines(path)
-    assert all(len(line) == layout.record_length == 227 for line in lines)
+    assert all(len(line) == layout.record_length == 247 for line in lines)
     header, details, trailer = lines[0], lines[1:-1], lines[-1]
     assert header[:9] == "H20240502" and header[9:39].rstrip() == "PAYROLL PLUS"
     assert trailer[0] == "T" and trailer[1:10] == "000000008" and int(trailer[1:10]) == len(details) == 8
@@ -142,7 +142,7 @@ def test_truncated_hr_file_has_no_trailer_and_ends_mid_record(tmp_path):
     text = path.read_bytes().decode("cp1252")
     lines = text.split("\r\n")
     assert not any(line.startswith("T") for line in lines)
-    assert len(lines[-1]) < 227 and not text.endswith("\r\n")
+    assert len(lines[-1]) < 247 and not text.endswith("\r\n")
 
 
 def test_truncated_xml_is_not_well_formed(tmp_path):
@@ -154,7 +154,7 @@ def test_truncated_xml_is_not_well_formed(tmp_path):
 def test_trailer_count_that_disagrees(tmp_path):
     path = corrupt_hr_trailer_count(write_hr_extract([employee(i) for i in range(4)], tmp_path, NIGHT), delta=3)
     lines = hr_lines(path)
-    assert all(len(line) == 227 for line in lines)  # still looks well-formed
+    assert all(len(line) == 247 for line in lines)  # still looks well-formed
     assert int(lines[-1][1:10]) == 7 and len(lines) - 2 == 4
 
 
@@ -198,7 +198,7 @@ def test_mixed_encoding_hr_file(tmp_path):
         raw.decode("utf-8")  # some lines are still Windows-1252 ...
     lines = raw.decode("cp1252").split("\r\n")
     assert sum("Ã«" in line for line in lines) == 2  # ... and others UTF-8 (ë read as Ã«)
-    assert sorted({len(line) for line in lines[1:5]}) == [227, 231]
+    assert sorted({len(line) for line in lines[1:5]}) == [247, 251]
 
 
 def test_mixed_encoding_xml_file(tmp_path):

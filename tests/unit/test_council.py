@@ -22,15 +22,18 @@ SEED = 21
 LAYOUTS = {
     "housing": ["TenantRef", "Title", "Forename", "Surname", "DateOfBirth", "NINumber",
                 "PropertyUPRN", "AddressLine1", "AddressLine2", "Town", "PostCode", "Phone",
-                "Email", "TenancyStart", "LastModified"],
+                "Email", "TenancyStart", "LastModified", "TenancyEnd", "TenancyEndReason",
+                "DateOfDeath"],
     "revenues": ["customer_ref", "title", "first_name", "last_name", "dob", "ni_no", "uprn",
                  "addr_line1", "addr_line2", "addr_line3", "town", "postcode", "email",
-                 "phone_number", "account_opened", "modified_at"],
+                 "phone_number", "account_opened", "modified_at", "account_closed",
+                 "closure_reason", "date_of_death"],
     "socialcare": ["ClientId", "GivenName", "FamilyName", "PreferredName", "BirthDate",
                    "NHSNumber", "NINumber", "Gender", "Address1", "Address2", "Town",
-                   "Postcode", "CaseStatus", "LastUpdated"],
+                   "Postcode", "CaseStatus", "LastUpdated", "DateOfDeath"],
     "hr": ["EMPNO", "SURNAME", "FORENAMES", "DOB", "SEX", "NINO", "ADDR1", "ADDR2", "TOWN",
-           "POSTCODE", "START_DATE", "LAST_CHANGED"],
+           "POSTCODE", "START_DATE", "LAST_CHANGED", "LEAVE_DATE", "LEAVE_REASON",
+           "DATE_OF_DEATH", "RECORD_STATUS"],
 }
 KEY_RE = {"housing": r"HT\d{6}", "revenues": r"5\d{8}", "socialcare": r"SC\d{7}",
           "hr": r"E\d{7}"}
@@ -234,21 +237,141 @@ def test_later_nights_keep_earlier_changes_stable(night1):
                 assert night_datetime(1) < ts < night_datetime(2)
 
 
-def test_moves_marriages_and_deaths_reach_the_systems():
-    busy = NightlyChanges(arrivals=0.01, moves=0.05, marriages=0.03, deaths=0.02,
-                          corrections=0.05)
-    before = build_council(N, SEED, night=0, changes=busy)
-    after = build_council(N, SEED, night=2, changes=busy)
+BUSY = NightlyChanges(arrivals=0.01, moves=0.05, marriages=0.03, deaths=0.02, corrections=0.05,
+                      leavers=0.05, starters=0.01, referrals=0.005, case_closures=0.05,
+                      duplicate_merges=0.3)
+
+
+@pytest.fixture(scope="module")
+def busy_nights():
+    return {k: build_council(N, SEED, night=k, changes=BUSY) for k in (0, 2, 6)}
+
+
+def test_moves_close_the_old_account_and_open_a_new_one(busy_nights):
+    before, after = busy_nights[0], busy_nights[2]
     old, new = _by_key(before, "revenues"), _by_key(after, "revenues")
-    moved = sum(1 for k in old if old[k]["postcode"] != new[k]["postcode"])
+    person = {key: pid for system, key, pid in after.truth if system == "revenues"}
+    moved_out = [k for k in old if new[k]["closure_reason"] == "moved out"]
+    assert moved_out
+    for k in moved_out:
+        assert new[k]["postcode"] == old[k]["postcode"]        # the old account keeps its address
+        assert new[k]["account_closed"] is not None and new[k]["date_of_death"] is None
+        # the same person's next account was opened on the day they moved (and may itself
+        # have been closed by a second move); the latest one is open
+        others = [r for key, r in new.items() if person[key] == person[k] and key not in old]
+        if others:
+            assert any(r["account_opened"] == new[k]["account_closed"] for r in others)
+            assert any(r["account_closed"] is None for r in others)
+    opened_later = [k for k in new if k not in old and person[k] in {person[m] for m in moved_out}]
+    assert opened_later
     renamed = sum(1 for k in old if old[k]["last_name"] != new[k]["last_name"])
-    assert moved > 0 and renamed > 0
-    sc_old, sc_new = _by_key(before, "socialcare"), _by_key(after, "socialcare")
-    closed = sum(1 for k in sc_old if sc_old[k]["CaseStatus"] == "open"
-                 and sc_new[k]["CaseStatus"] == "closed")
-    assert closed > 0
-    # night 2 built directly equals night 2's records whatever the route
-    assert after.records == build_council(N, SEED, night=2, changes=busy).records
+    assert renamed > 0
+    assert after.records == build_council(N, SEED, night=2, changes=BUSY).records
+
+
+def test_deaths_reach_every_system_in_its_own_way(busy_nights):
+    night = busy_nights[6]
+    dead = {"housing": ("TenancyEndReason", "DECEASED", "DateOfDeath"),
+            "revenues": ("closure_reason", "deceased", "date_of_death"),
+            "socialcare": ("CaseStatus", "closed", "DateOfDeath"),
+            "hr": ("LEAVE_REASON", "DEC", "DATE_OF_DEATH")}
+    for system, (field, value, date_field) in dead.items():
+        died = [r for r in night.records[system] if r[date_field]]
+        assert died, system
+        assert all(r[field] == value for r in died), system
+    # the date the systems state is the same true date (revenues writes DD/MM/YYYY)
+    person = {(s, k): p for s, k, p in night.truth}
+    dates = defaultdict(set)
+    for r in night.records["housing"]:
+        if r["DateOfDeath"]:
+            dates[person[("housing", r["TenantRef"])]].add(r["DateOfDeath"])
+    for r in night.records["revenues"]:
+        if r["date_of_death"]:
+            d, m, y = r["date_of_death"].split("/")
+            dates[person[("revenues", r["customer_ref"])]].add(f"{y}-{m}-{d}")
+    assert dates and all(len(v) == 1 for v in dates.values())
+
+
+def test_death_dates_map_to_the_canonical_deceased_date(busy_nights):
+    from pathlib import Path
+
+    from joinedup.mapping.engine import map_records
+    from joinedup.mapping.spec import load_mapping
+
+    night = busy_nights[6]
+    mappings = Path(__file__).resolve().parents[2] / "mappings"
+    for system in SYSTEMS:
+        frame = map_records(night.records[system], load_mapping(mappings / f"{system}.yaml"), system)
+        assert frame["deceased_date"].notna().sum() > 0, system
+        assert frame["deceased_date"].dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+        assert (frame["mapping_issues"] == "").all(), system
+
+
+def test_people_join_and_leave_systems_across_nights(busy_nights):
+    before, after = busy_nights[0], busy_nights[6]
+    person = {(s, k): p for s, k, p in after.truth}
+    for system in ("housing", "socialcare", "hr"):  # revenues: see the moves test
+        old_people = {person[(system, r[KEY_FIELDS[system]])] for r in before.records[system]}
+        joined = [r for r in after.records[system]
+                  if person[(system, r[KEY_FIELDS[system]])] in
+                  {p for s, k, p in before.truth}  # people already there on night 0
+                  and person[(system, r[KEY_FIELDS[system]])] not in old_people]
+        assert joined, f"nobody already living here joined {system}"
+    hr = after.records["hr"]
+    leavers = [r for r in hr if r["LEAVE_DATE"]]
+    assert leavers and {r["LEAVE_REASON"] for r in leavers} >= {"RES"}
+    assert all(r["RECORD_STATUS"] in ("L", "P") for r in leavers)
+    assert all(r["RECORD_STATUS"] == "A" for r in hr if not r["LEAVE_DATE"])
+    assert any(r["TenancyEndReason"] == "MOVED OUT" for r in after.records["housing"])
+    assert any(r["CaseStatus"] == "closed" and not r["DateOfDeath"]
+               for r in after.records["socialcare"])
+
+
+def test_hr_purges_leavers_after_a_notice_and_the_truth_keeps_their_keys(busy_nights):
+    after = busy_nights[6]
+    present = {r["EMPNO"] for r in after.records["hr"]}
+    truth_keys = {k for s, k, _ in after.truth if s == "hr"}
+    purged = truth_keys - present
+    assert purged, "no HR leaver was purged in six busy nights"
+    night5 = build_council(N, SEED, night=5, changes=BUSY)
+    notices = {r["EMPNO"]: r for r in night5.records["hr"] if r["RECORD_STATUS"] == "P"}
+    assert set(notices) == purged - {k for s, k, _ in night5.truth if s == "hr"} | \
+        (purged & set(notices))
+    assert purged & set(notices)              # each purge was announced the night before
+    for r in notices.values():
+        assert r["LEAVE_DATE"] and r["LEAVE_REASON"]
+    # nothing else disappears: every other system keeps every key it ever issued
+    for system in ("housing", "revenues", "socialcare"):
+        assert {r[KEY_FIELDS[system]] for r in after.records[system]} == \
+            {k for s, k, _ in after.truth if s == system}
+
+
+def test_duplicates_change_on_their_own_and_are_merged_away(busy_nights):
+    before, after = busy_nights[0], busy_nights[6]
+    person = {(s, k): p for s, k, p in after.truth}
+    merged = changed = 0
+    for system in SYSTEMS:
+        by_person = defaultdict(list)
+        for r in before.records[system]:
+            by_person[person[(system, r[KEY_FIELDS[system]])]].append(r[KEY_FIELDS[system]])
+        old, new = _by_key(before, system), _by_key(after, system)
+        for keys in by_person.values():
+            if len(keys) < 2:
+                continue
+            dup = keys[1]                     # the second record made is the duplicate
+            if dup not in new:
+                continue
+            if new[dup] != old[dup]:
+                changed += 1
+            merged += new[dup].get("closure_reason") == "duplicate account" or \
+                new[dup].get("TenancyEndReason") == "DUPLICATE RECORD" or \
+                new[dup].get("LEAVE_REASON") == "DUP"
+    assert changed > 0 and merged > 0
+
+
+def test_nightly_change_rates_are_checked():
+    with pytest.raises(ValueError, match="leavers"):
+        NightlyChanges(leavers=1.5)
 
 
 def test_streaming_writer_equals_build_council(tmp_path, night1):
