@@ -80,7 +80,22 @@ def describe_xml_error(exc: etree.XMLSyntaxError, name: str) -> str:
     message = (exc.msg or str(exc)).split("\n")[0]
     if "Entity" in message or "entity" in message:
         return f"{name}: refused at line {line}: entity reference or declaration (possible XXE / entity bomb)"
-    return f"{name}: not well-formed XML at line {line}: {message[:150]} (the file is malformed or truncated)"
+    # libxml2's own text quotes tag names, and text broken by a stray '<' becomes a tag name:
+    # only its error code is shown (e.g. ERR_TAG_NAME_MISMATCH), never its message.
+    code = entry.type_name if entry is not None else "ERR_PARSER"
+    what = _PLAIN_XML_ERRORS.get(code, "the file is malformed or truncated")
+    return f"{name}: not well-formed XML at line {line}: {what} ({code})"
+
+
+_PLAIN_XML_ERRORS = {
+    "ERR_INVALID_ENCODING": "Invalid bytes for the declared encoding (two encodings in one file?)",
+    "ERR_TAG_NAME_MISMATCH": "an end tag does not match its start tag (malformed or truncated)",
+    "ERR_TAG_NOT_FINISHED": "an element is never closed (the file is truncated)",
+    "ERR_DOCUMENT_END": "content after the root element",
+    "ERR_DOCUMENT_EMPTY": "the file is empty",
+    "ERR_INVALID_CHAR": "a character XML does not allow (a NUL or control character)",
+    "ERR_INVALID_CHARREF": "a character reference XML does not allow (such as &#0;)",
+}
 
 
 class ChunkValidator:
@@ -176,6 +191,9 @@ class XmlFileAdapter(FileDropAdapter):
                     del elem.getparent()[0]
         except etree.XMLSyntaxError as exc:
             raise RejectedFile(describe_xml_error(exc, name)) from None
+        except ValueError:  # lxml refuses an element name libxml2 let through (e.g. 'a:' unbound)
+            raise RejectedFile(f"{name}: an element name is not valid XML near record {len(records) + 1} "
+                               "(the file is malformed)") from None
         if root is None:
             raise RejectedFile(f"{name}: the file is empty")
         if not closed:
