@@ -137,6 +137,29 @@ def test_drops_leave_no_temporary_files(tmp_path):
 
 
 # --- broken variants ---------------------------------------------------------------------------
+def test_records_written_before_the_leavers_fields_existed_are_still_accepted(tmp_path):
+    """Schema evolution: the fields added later (deaths, leavers) may be absent; they are
+    written empty, while any other missing field is still refused."""
+    from joinedup.simulators.file_drops import HR_OPTIONAL, SOCIALCARE_OPTIONAL
+
+    old_hr = {k: v for k, v in employee(1).items() if k not in HR_OPTIONAL}
+    dead_hr = employee(2, LEAVE_DATE="20240430", LEAVE_REASON="DEC", DATE_OF_DEATH="20240430",
+                       RECORD_STATUS="L")
+    path = write_hr_extract([old_hr, dead_hr], tmp_path, NIGHT)
+    lines = path.read_bytes().decode("cp1252").split("\r\n")[:-1]
+    assert lines[1][227:].strip() == ""
+    assert lines[2][227:] == "20240430DEC20240430L"
+    old_sc = {k: v for k, v in client(1).items() if k not in SOCIALCARE_OPTIONAL}
+    xml = write_socialcare_extract([old_sc, client(2, CaseStatus="closed", DateOfDeath="2024-04-29")],
+                                   tmp_path, NIGHT)
+    tree = etree.parse(str(xml), safe_parser())
+    etree.XMLSchema(etree.parse(str(SOCIALCARE_XSD), safe_parser())).assertValid(tree)
+    assert [e.text for e in tree.iter("{*}DateOfDeath")] == ["2024-04-29"]
+    broken = {k: v for k, v in employee(3).items() if k != "SURNAME"}
+    with pytest.raises(ValueError, match="SURNAME"):
+        write_hr_extract([broken], tmp_path, NIGHT)
+
+
 def test_truncated_hr_file_has_no_trailer_and_ends_mid_record(tmp_path):
     path = corrupt_truncate(write_hr_extract([employee(i) for i in range(10)], tmp_path, NIGHT))
     text = path.read_bytes().decode("cp1252")

@@ -294,3 +294,18 @@ def test_records_not_in_the_housing_layout_are_refused_by_position_not_content()
     with pytest.raises(ValueError, match=r"record #0 .*missing \['Surname'\]") as caught:
         HousingSoapServer([bad], options=options())
     assert "Zoë" not in str(caught.value)
+
+
+def test_an_ended_tenancy_and_an_old_layout_record_both_arrive_through_the_wsdl():
+    """v1.1 fields (TenancyEnd, TenancyEndReason, DateOfDeath) reach zeep through the
+    published WSDL; a record from before they existed is served with them nil."""
+    from joinedup.simulators.housing_soap import HOUSING_OPTIONAL
+
+    ended = tenant(1, "2024-05-02T10:00:00")
+    ended.update(TenancyEnd="2024-05-01", TenancyEndReason="DECEASED", DateOfDeath="2024-04-30")
+    old = {k: v for k, v in tenant(2, "2024-05-01T10:00:00").items() if k not in HOUSING_OPTIONAL}
+    with HousingSoapServer([ended, old], options=options()) as running:
+        reply = zeep_client(running).service.GetTenantsChangedSince(since=EPOCH, pageSize=10)
+    got = {t.TenantRef: t for t in reply.Tenants.Tenant}
+    assert (got["HT000001"].TenancyEndReason, got["HT000001"].DateOfDeath) == ("DECEASED", "2024-04-30")
+    assert [got["HT000002"][f] for f in HOUSING_OPTIONAL] == [None, None, None]
