@@ -37,7 +37,7 @@ from pathlib import Path
 from joinedup.simulators import reference_data as ref
 from joinedup.simulators.noise import CLEAN, NoiseConfig, NoisyPerson, RecordNoise, \
     apply_noise, draw_noise, wants_duplicate
-from joinedup.simulators.lifecycle import BASE_NIGHT, LEARN_RATE, Ending, LifeRates, Spell, \
+from joinedup.simulators.lifecycle import BASE_NIGHT, Ending, LifeRates, Spell, \
     event_day, night_datetime, walk
 from joinedup.simulators.population import BASE_DATE, Household, PopulationFactory, Resident, \
     ascii_fold, random_address, stable_rng, stable_unit, uprn_for, _permute
@@ -526,6 +526,7 @@ def _render_spell(seed: int, config: NoiseConfig, changes: NightlyChanges, spell
     habit_seed = int(stable_unit(seed, "habit", system, pid, tag) * 2**32)
     case_open = spell.start > created or stable_unit(seed, "case", pid, tag) < 0.7
     last_change, record = spell.start, None
+    dup_address = (first.uprn, first.address)  # where a duplicate was opened (kept for ever)
     for step in steps:
         if not step.touched:
             continue
