@@ -329,6 +329,7 @@ class RestAdapter(ConnectedAdapter):
         """GET and decode; HTTP trouble becomes Fatal/RetriableSourceError with a clear message."""
         path = urlsplit(url).path
         refreshed = False
+        cut_bodies = 0
         while True:
             headers, basic = self._auth_headers()
             self.limiter.wait()
@@ -336,6 +337,17 @@ class RestAdapter(ConnectedAdapter):
             try:
                 response = self.session.get(url, params=params, headers=headers, auth=basic,
                                             timeout=self.options.http.timeout)
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+                # The connection broke while the body was arriving: urllib3's retries stop at the
+                # headers, so the page is asked for again here, with the same backoff.
+                cut_bodies += 1
+                if cut_bodies > self.options.http.retries:
+                    raise RetriableSourceError(
+                        f"source {self.name}: GET {path} was cut off mid-answer {cut_bodies} times "
+                        f"({type(exc).__name__}); try again later") from None
+                http = self.options.http
+                time.sleep(min(http.backoff_max_seconds, http.backoff_seconds * 2 ** (cut_bodies - 1)))
+                continue
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise RetriableSourceError(
                     f"source {self.name}: GET {path} failed after {self.options.http.retries} retries "
