@@ -102,19 +102,25 @@ def choose_model(features: pd.DataFrame | Callable[[], pd.DataFrame], thresholds
     if n < thresholds.min_records_for_model:
         return ModelChoice(None, None, f"deterministic rules only: {n} records, fewer than the "
                            f"{thresholds.min_records_for_model} needed to train the match model")
+    from joinedup.mci.probabilistic import ModelSpecOutdated, train
+
+    outdated = ""
     if not force_train:
-        current = load_current()
+        try:
+            current = load_current()
+        except ModelSpecOutdated as exc:  # an upgrade changed the comparisons: retrain, keep the old file
+            log.warning("the current match model is outdated, retraining: %s", exc)
+            current, outdated = None, "; the previous model was for an older specification"
         if current is not None:
             model, path = current
             return ModelChoice(model, path, f"rules + match model {model.model_version}")
-    from joinedup.mci.probabilistic import train
 
     _silence_splink()
     model = train(features() if callable(features) else features)
     path = save(model) if save else None
     log.info("trained match model %s on %d records", model.model_version, n)
     return ModelChoice(model, path, f"rules + match model {model.model_version} (trained now on "
-                       f"{n} records)", trained_now=True)
+                       f"{n} records{outdated})", trained_now=True)
 
 
 def _evidence(model: Any, row: Mapping[str, Any], model_file: str | None) -> dict[str, Any]:

@@ -55,6 +55,11 @@ class ModelFileError(ValueError):
     """A saved model file cannot be used (wrong format, version or features)."""
 
 
+class ModelSpecOutdated(ModelFileError):
+    """A sound model file trained for an older model specification (an upgrade of JoinedUp
+    changed the comparisons): the night retrains rather than stops."""
+
+
 class FeatureFrameError(ValueError):
     """The match-feature frame does not follow the standardise() contract."""
 
@@ -128,7 +133,7 @@ def load_model(path: str | os.PathLike[str]) -> TrainedModel:
             f"this JoinedUp reads version {MODEL_FILE_FORMAT_VERSION}. Retrain the model."
         )
     if data.get("spec_version") != spec.MODEL_SPEC_VERSION:
-        raise ModelFileError(
+        raise ModelSpecOutdated(
             f"{path} was trained for model specification {data.get('spec_version')!r}; "
             f"the installed specification is {spec.MODEL_SPEC_VERSION!r}. Retrain the model."
         )

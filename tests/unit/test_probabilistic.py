@@ -388,6 +388,27 @@ def test_a_model_from_another_specification_is_refused(
         load_model(tmp_path / "absent.json")
 
 
+def test_a_night_retrains_when_the_saved_model_is_for_an_older_specification(
+    model: TrainedModel, features: pd.DataFrame, tmp_path
+) -> None:
+    """An upgrade that changes the comparisons must not stop the night: it retrains and says so,
+    and the old file stays for explaining past links."""
+    from joinedup.mci.match import choose_model
+    from joinedup.mci.thresholds import load_thresholds
+
+    old = model.save(tmp_path / "old.json")
+    data = json.loads(old.read_text("utf-8"))
+    data["spec_version"] = "0.1"
+    old.write_text(json.dumps(data), "utf-8")
+    saved: list[TrainedModel] = []
+    thresholds = load_thresholds().model_copy(update={"min_records_for_model": 10})
+    choice = choose_model(features, thresholds, load_current=lambda: (load_model(old), old),
+                          save=lambda m: saved.append(m) or tmp_path / "new.json")
+    assert choice.trained_now and saved and choice.model is saved[0]
+    assert choice.model.spec_version == model_settings.MODEL_SPEC_VERSION
+    assert "older specification" in choice.reason and old.exists()
+
+
 def test_new_ids_restricts_pairs_to_new_records(
     model: TrainedModel, features: pd.DataFrame, all_pairs: pd.DataFrame
 ) -> None:
