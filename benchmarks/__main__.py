@@ -28,7 +28,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "peers": ("peers_bench.py", ["--canonical", "var/bench/build-10000/canonical"]),
     "thresholds": ("threshold_bench.py", ["--canonical", "var/bench/build-10000/canonical"]),
     "quality": ("quality_bench.py", []),
-    "quality": ("quality_bench.py", []),
+    "scale": ("scale_bench.py", ["--records", "100000"]),
 }
 
 
