@@ -26,9 +26,16 @@ def joinedup_merge():  # noqa: ANN201
     @task(task_id="match_and_report", inlets=[Asset(f"joinedup://staging/{name}") for name in _sources],
           outlets=[Asset("joinedup://mci/persons")])
     def match_and_report() -> dict:
+        import json
+
+        from joinedup.night import done_tonight, night_summary
         from joinedup.pipeline import merge
 
-        return merge(night_id(get_current_context()))
+        night = night_id(get_current_context())
+        result = done_tonight(night, "merge") or merge(night)
+        summary = night_summary(night, _sources)
+        print("JoinedUp night summary: " + json.dumps(summary, default=str), flush=True)  # to the task log
+        return {**result, "summary": summary}
 
     match_and_report()
 

@@ -53,15 +53,21 @@ def build_source_dag(config):  # noqa: ANN001, ANN201
 
         @task(task_id="check", retries=0, inlets=[landing_asset(config.name)])
         def check_task(_landed: dict) -> dict:
+            from joinedup.night import done_tonight
             from joinedup.pipeline import check
 
-            return check(config.name, night_id(get_current_context()))
+            night = night_id(get_current_context())
+            done = done_tonight(night, f"check:{config.name}")
+            return {"source": config.name, **done} if done else check(config.name, night)
 
         @task(task_id="stage", retries=1, inlets=[landing_asset(config.name)])
         def stage_task(checked: dict) -> dict:
+            from joinedup.night import done_tonight
             from joinedup.pipeline import stage
 
-            return {**checked, **stage(config.name, night_id(get_current_context()))}
+            night = night_id(get_current_context())
+            done = done_tonight(night, f"stage:{config.name}")
+            return {**checked, **(done or stage(config.name, night))}
 
         @task(task_id="verdict", retries=0, outlets=[staging_asset(config.name)])
         def verdict_task(staged: dict) -> dict:

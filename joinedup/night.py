@@ -40,6 +40,38 @@ class NightOutcome:
         return merge is None or merge.status != "ok"
 
 
+def done_tonight(night: str, stage: str) -> dict[str, Any] | None:
+    """The recorded figures of ``stage`` (``check:<source>``, ``stage:<source>`` or ``merge``)
+    when it already finished ``ok`` for this night and nothing new waits for it; else None.
+
+    Why: a stage re-run with no work left would overwrite the night's figures with zeros
+    ("checked 0 rows"), so a rerun of the night would change the runs table. A task that is
+    done for the night returns what it did instead of doing it again; a stage with work
+    waiting (a batch landed since, records still pending) runs as usual."""
+    from sqlalchemy import func
+
+    from joinedup.mci.store import LandingBatch, SourceRecord
+
+    with session_factory()() as session:
+        row = session.scalar(select(Run).where(Run.run_id == night, Run.stage == stage))
+        if row is None or row.status != "ok":
+            return None
+        kind, _, source = stage.partition(":")
+        if kind == "merge":
+            waiting = session.scalar(select(func.count()).select_from(SourceRecord)
+                                     .where(SourceRecord.match_status == "pending"))
+        elif kind in ("check", "stage"):
+            statuses = ("landed", "failed") if kind == "check" else ("checked",)
+            waiting = session.scalar(select(func.count()).select_from(LandingBatch).where(
+                LandingBatch.source_system == source, LandingBatch.status.in_(statuses)))
+        else:
+            return None
+        if waiting:
+            return None
+        log.info("%s already done for night %s, nothing waiting: not run again", stage, night)
+        return {**(row.figures or {}), "already_done": True}
+
+
 def load_outcome(night: str, sources: list[str]) -> NightOutcome:
     with session_factory()() as session:
         stages = {r.stage: r for r in session.scalars(select(Run).where(Run.run_id == night))}
@@ -62,20 +94,66 @@ def run_night(sources: list[str], *, night: str | None = None, via_airflow: bool
         print("  merge: airflow dags test joinedup_merge", flush=True)
         test_dag("joinedup_merge", night, env, log_file)
     else:
-        from joinedup.pipeline import merge, sync_source
+        from joinedup.locks import run_lock
+        from joinedup.pipeline import check, land, merge, stage, verdict
 
         for name in sources:
-            try:
-                sync_source(name, night)
+            try:  # what the source's DAG does, with the same "done tonight" guard
+                with run_lock(f"source:{name}", night):
+                    out = land(name, night)
+                    out.update(done_tonight(night, f"check:{name}") or check(name, night))
+                    out.update(done_tonight(night, f"stage:{name}") or stage(name, night))
+                verdict(out)
             except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others
                 log.error("source %s failed: %s", name, exc)
         try:
-            merge(night)
+            done_tonight(night, "merge") or merge(night)
         except Exception as exc:  # noqa: BLE001
             log.error("merge failed: %s", exc)
     outcome = load_outcome(night, sources)
     outcome.log_file = log_file
     return outcome
+
+
+def missing_lines(outcome: NightOutcome) -> list[str]:
+    """One line per source that did not load tonight, with the last night it did: what the
+    on-call engineer needs to judge how stale the index is for that system."""
+    if not outcome.failed_sources:
+        return []
+    from joinedup.steward.report import missing_sources
+
+    with session_factory()() as session:
+        missing = missing_sources(session, outcome.night, outcome.failed_sources, outcome.stages)
+    lines = []
+    for m in missing:
+        since = (f"last good night {m['last_good_night']} ({m['last_good_at']:%Y-%m-%d %H:%M} UTC)"
+                 if m["last_good_night"] else "never loaded")
+        lines.append(f"missing tonight: {m['source']} ({m['why']}); {since}")
+    return lines
+
+
+def night_summary(night: str, sources: list[str]) -> dict[str, Any]:
+    """The night at a glance, counts and ids only (safe for logs and XCom): which sources
+    loaded, which are missing and since when, and the merge's figures. The merge task logs
+    and returns it, so the on-call engineer sees it in Airflow without opening the report."""
+    outcome = load_outcome(night, sources)
+    missing = []
+    if outcome.failed_sources:
+        from joinedup.steward.report import missing_sources
+
+        with session_factory()() as session:
+            for m in missing_sources(session, night, outcome.failed_sources, outcome.stages):
+                at = m.get("last_good_at")
+                missing.append({"source": m["source"], "why": m["why"], "last_good_night": m["last_good_night"],
+                                "last_good_at": at.isoformat() if at else None})
+    merge = outcome.figures("merge")
+    return {
+        "night": night,
+        "sources_ok": [s for s in sources if s not in outcome.failed_sources],
+        "sources_missing": missing,
+        "records_landed": {s: outcome.figures(f"land:{s}").get("rows_landed") for s in sources},
+        "merge": {k: v for k, v in merge.items() if isinstance(v, (int, float, str)) or v is None},
+    }
 
 
 def print_summary(outcome: NightOutcome, seconds: float | None = None) -> None:
@@ -97,6 +175,8 @@ def print_summary(outcome: NightOutcome, seconds: float | None = None) -> None:
             status += f" ({next((e for e in errors if e), 'did not run')[:100]})"
         print(f"{name:14} {land.get('rows_landed', '-'):>8} {check.get('rows_failed', '-'):>12} "
               f"{stage.get('new', '-'):>8} {stage.get('changed', '-'):>8}  {status}")
+    for line in missing_lines(outcome):
+        print(line)
     print(f"persons in the MCI:      {stats['persons']}")
     print(f"source records linked:   {stats['linked_records']} of {stats['source_records']}")
     print(f"links made tonight:      {merge.get('linked', '-')}")
