@@ -11,8 +11,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from joinedup.mci.store import Base, get_engine, session_factory
-from joinedup.steward import models  # noqa: F401 - registers the workbench tables on Base
+from joinedup.mci.store import get_engine, session_factory
 from joinedup.steward.web import (routes_audit, routes_auth, routes_data_docs, routes_person, routes_report,
                                   routes_review)
 from joinedup.steward.web.login_limits import LoginLimits
@@ -37,8 +36,7 @@ def create_app(db_url: str | None = None, *, secret: str | None = None, secure_c
     app = FastAPI(title="JoinedUp steward workbench", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.login_limits = login_limits or LoginLimits.from_env()
     app.state.sso = SsoSettings.from_env() if sso is True else (sso or None)
-    engine = get_engine(db_url)
-    Base.metadata.create_all(engine)  # the workbench's tables, if the engine was made before they were known
+    get_engine(db_url)  # brings the MCI schema, the workbench's tables included, up to date (migrations)
     app.state.sessions = session_factory(db_url)
     if secure_cookies is None:
         secure_cookies = os.environ.get("JOINEDUP_SECURE_COOKIES", "") in ("1", "true", "yes")
