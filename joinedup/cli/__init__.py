@@ -110,6 +110,37 @@ def merge(night: Annotated[str | None, typer.Option()] = None) -> None:
     typer.echo(json.dumps(do_merge(night or new_run_id()), indent=2))
 
 
+# Errors that are the operator's news, not a bug: one clear line and exit status 1 instead of a
+# traceback. (module, class): checked only when the module is loaded, so nothing heavy is imported.
+OPERATOR_ERRORS = (
+    ("joinedup.locks", "RunLocked"),
+    ("joinedup.adapters.base", "SourceError"),
+    ("joinedup.quality.gate", "QualityGateFailed"),
+    ("joinedup.configfile", "ConfigError"),
+    ("joinedup.mapping.engine", "SchemaDriftError"),
+)
+
+
+def operator_error(exc: BaseException) -> str | None:
+    """The one line to print for an expected failure, or None for a bug (keep its traceback)."""
+    for module, name in OPERATOR_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return str(exc)
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.OperationalError):
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+        return f"the MCI database could not be used ({first}); check it is running and JOINEDUP_DB_URL"
+    return None
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    app()
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - sorted into operator news and bugs just below
+        message = operator_error(exc)
+        if message is None:
+            raise
+        print(f"joinedup: {message}", file=sys.stderr)
+        sys.exit(1)
