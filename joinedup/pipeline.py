@@ -176,6 +176,13 @@ def _batches(session: Session, source_name: str, statuses: tuple[str, ...]) -> l
 
 
 def check(source_name: str, run_id: str) -> dict[str, Any]:
+    """Drift check, mapping and quality gate of the source's landed batches, under its lock
+    (under Airflow this is a task of its own)."""
+    with run_lock(f"source:{source_name}", run_id):
+        return _check(source_name, run_id)
+
+
+def _check(source_name: str, run_id: str) -> dict[str, Any]:
     """Drift check, mapping and quality gate for each landed batch of the source.
 
     A refused batch (drift, over the failure threshold, a batch rule broken) loads nothing,
@@ -347,10 +354,16 @@ def replay(source_name: str, run_id: str, *, nights: list[str] | None = None) ->
     """Re-run check and stage over batches already landed (say after a mapping fix), without
     contacting the source. ``nights``: only the batches landed by those runs (default: all).
     Staging is by content hash, so records the fix did not change stay as they were; the
-    earlier quarantine entries of a replayed batch are closed as ``replayed``."""
+    earlier quarantine entries of a replayed batch are closed as ``replayed``. Under the
+    source's lock: a replay and a sync of one source never interleave."""
+    source_config(source_name)  # a clear error for an unknown source
+    with run_lock(f"source:{source_name}", run_id):
+        return _replay(source_name, run_id, nights)
+
+
+def _replay(source_name: str, run_id: str, nights: list[str] | None) -> dict[str, Any]:
     from sqlalchemy import update
 
-    source_config(source_name)  # a clear error for an unknown source
     with session_factory()() as session:
         batches = _batches(session, source_name, ("landed", "checked", "staged", "failed"))
         if nights is not None:
