@@ -26,10 +26,27 @@ def source_configs_for_dags() -> list[Any]:
 
 
 def night_id(context: Any) -> str:
-    """The id that ties one night's source runs and merge together: ``conf['night']`` when
-    ``joinedup run`` triggers the DAGs, else Airflow's own run id."""
-    conf = getattr(context.get("dag_run"), "conf", None) or {}
-    return str(conf.get("night") or context["run_id"])
+    """The id that ties one night's source runs and merge together.
+
+    - ``conf['night']`` when ``joinedup run`` triggers the DAGs;
+    - ``night-YYYY-MM-DD`` (the logical date's day) for scheduled and backfill runs, and for
+      a manual run given a past logical date (``airflow dags test <dag> 2026-01-06``): every
+      source's run and the merge of that day share it, and a backfill of a day reruns that
+      night (idempotent) rather than starting a new one;
+    - else Airflow's own run id (a manual run for now, an asset-triggered merge)."""
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    if conf.get("night"):
+        return str(conf["night"])
+    logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
+    if logical is not None:
+        run_type = getattr(dag_run, "run_type", "")
+        run_type = str(getattr(run_type, "value", run_type) or "")
+        after = getattr(dag_run, "run_after", None)
+        past = after is not None and logical.date() < after.date()
+        if run_type in ("scheduled", "backfill") or past:
+            return f"night-{logical:%Y-%m-%d}"
+    return str(context["run_id"])
 
 
 def failure_callback(context: Any) -> None:
