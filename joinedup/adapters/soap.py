@@ -163,6 +163,54 @@ def _texts(value: Any) -> Any:
     return str(value)
 
 
+def declares_entities(content: bytes | None) -> bool:
+    """Whether an answer zeep could not parse declares a DTD or entities (checked on its head)."""
+    head = (content or b"")[:65536].upper()
+    return b"<!DOCTYPE" in head or b"<!ENTITY" in head
+
+
+class AnswerShape:
+    """A zeep plugin that looks at each raw answer before zeep deserialises it, so the adapter can
+    tell an empty page from a malformed one: zeep reads text where the list of records belongs,
+    or record elements it cannot place, as "no records". It counts the record elements (the last
+    step of ``records_path``) and notes text directly inside their container."""
+
+    def __init__(self, records_path: str) -> None:
+        steps = [p for p in records_path.split(".") if p]
+        self.record_tag = steps[-1] if steps else ""
+        self.container_tag = steps[-2] if len(steps) > 1 else ""
+        self.record_elements: int | None = None
+        self.container_text = False
+
+    def ingress(self, envelope, http_headers, operation):  # noqa: ANN001, ANN201 - zeep's plugin hook
+        from lxml import etree
+
+        self.record_elements, self.container_text = 0, False
+        for element in envelope.iter():
+            if not isinstance(element.tag, str):
+                continue
+            local = etree.QName(element).localname
+            if local == self.record_tag:
+                self.record_elements += 1
+            elif local == self.container_tag and (element.text or "").strip():
+                self.container_text = True
+        return envelope, http_headers
+
+    def egress(self, envelope, http_headers, operation, binding_options):  # noqa: ANN001, ANN201
+        return envelope, http_headers
+
+    def disagrees_with(self, records_read: int) -> str | None:
+        """Why the page zeep gave cannot be the page that was sent, or None."""
+        if self.record_elements is None or not self.record_tag:
+            return None
+        if self.container_text:
+            return f"text stands where the list of {self.record_tag} records belongs"
+        if self.record_elements != records_read:
+            return (f"it holds {self.record_elements} {self.record_tag} element(s) but {records_read} "
+                    "record(s) could be read")
+        return None
+
+
 def fault_error(source: str, fault: Exception) -> FatalSourceError | RetriableSourceError:
     """A zeep Fault -> Fatal (the caller's fault) or Retriable (the server's)."""
     code = str(getattr(fault, "code", "") or "")
@@ -233,8 +281,9 @@ class SoapAdapter(ConnectedAdapter):
 
             wsse = UsernameToken(conn.login, conn.password)
         location = self.wsdl_location()
+        self._shape = AnswerShape(opts.records_path)
         try:
-            client = Client(location, transport=transport, settings=settings, wsse=wsse)
+            client = Client(location, transport=transport, settings=settings, wsse=wsse, plugins=[self._shape])
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise RetriableSourceError(f"source {self.name}: the WSDL could not be fetched ({type(exc).__name__}); "
                                        "try again later") from None
@@ -266,6 +315,9 @@ class SoapAdapter(ConnectedAdapter):
         except Fault as fault:
             raise fault_error(self.name, fault) from None
         except TransportError as exc:  # its message quotes the body: keep only the status
+            if declares_entities(exc.content):  # libxml2 stopped an entity bomb: hostile, not flaky
+                raise FatalSourceError(f"source {self.name}: the answer contained a DTD/entity declaration, "
+                                       "which is refused (possible XXE / entity bomb)") from None
             raise RetriableSourceError(f"source {self.name}: {self.options.operation} answered HTTP "
                                        f"{exc.status_code} without a SOAP answer; try again later") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -314,6 +366,9 @@ class SoapAdapter(ConnectedAdapter):
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise FatalSourceError(f"source {self.name}: page {number} has no list of records at "
                                        f"records_path {opts.records_path!r}")
+            problem = self._shape.disagrees_with(len(records))
+            if problem:  # zeep read something other than what was sent: never pass it as "no changes"
+                raise FatalSourceError(f"source {self.name}: page {number} is malformed: {problem}")
             fresh = watermark.keep_new(records, inc.field, inc.key_field) if inc else list(records)
             if fresh:
                 yield Page(records=fresh, cursor=watermark.text, origin=f"{opts.operation} page {number}",
