@@ -20,7 +20,7 @@ from typing import Any
 
 from joinedup import identifiers as ids
 from joinedup.addresses import address_parts
-from joinedup.dates import dob_evidence, to_date
+from joinedup.mci.standardise import dob_parts, sex_code
 from joinedup.names import family_name_parts, name_roots, normalise_name, soundex
 
 __all__ = ["record_features"]
@@ -58,27 +58,8 @@ def _soundex(value: str) -> str | None:
     return soundex(value)
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _dob(value: Any) -> tuple[str | None, int | None, bool]:
-    """(dob, dob_year, dob_is_placeholder): placeholders keep at most their year."""
-    d = to_date(value)
-    if d is None:
-        return None, None, False
-    evidence = dob_evidence(d)
-    if evidence == "full":
-        return d.isoformat(), d.year, False
-    if evidence == "year":
-        return None, d.year, True
-    return None, None, True
-
-
-def _sex(value: Any) -> str | None:
-    s = str(value).strip().upper()
-    if s in ("F", "FEMALE", "2"):
-        return "F"
-    if s in ("M", "MALE", "1"):
-        return "M"
-    return None
+_dob = lru_cache(maxsize=CACHE_SIZE)(dob_parts)  # the matcher's own rules, cached per value
+_sex = sex_code
 
 
 def _nhs(value: Any) -> str | None:

@@ -92,8 +92,9 @@ def _parts(family: Any, previous: Any) -> str | None:
     return "|".join(parts) if parts else None
 
 
-def _dob(value: Any) -> tuple[str | None, int | None, bool]:
-    """(dob, dob_year, dob_is_placeholder) for one recorded date of birth."""
+def dob_parts(value: Any) -> tuple[str | None, int | None, bool]:
+    """(dob, dob_year, dob_is_placeholder) for one recorded date of birth (also used by the
+    lookup API's one-record path)."""
     d = to_date(value)
     if d is None:
         return None, None, False  # missing or unreadable: nothing recorded to distrust
@@ -105,7 +106,7 @@ def _dob(value: Any) -> tuple[str | None, int | None, bool]:
     return None, None, True
 
 
-def _sex(value: Any) -> str | None:
+def sex_code(value: Any) -> str | None:
     s = str(value).strip().upper()
     if s in ("F", "FEMALE", "2"):
         return "F"
@@ -197,7 +198,7 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
         family, _column(records, "previous_family_names"), _parts)
     out["family_name_phonetic"] = _per_distinct(pd.Series(family_std, index=index), soundex)
 
-    dob_triples = _per_distinct(_column(records, "date_of_birth"), _dob)
+    dob_triples = _per_distinct(_column(records, "date_of_birth"), dob_parts)
     missing = (None, None, False)
     triples = [t if t is not None else missing for t in dob_triples]
     out["dob"] = np.array([t[0] for t in triples], dtype=object) if n else np.empty(0, object)
@@ -206,7 +207,7 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
     out["dob_year"] = years
     out["dob_is_placeholder"] = np.array([t[2] for t in triples], dtype=bool)
 
-    out["sex"] = _per_distinct(_column(records, "sex"), _sex)
+    out["sex"] = _per_distinct(_column(records, "sex"), sex_code)
     out["ni_key"] = _per_distinct(_column(records, "ni_number"), ids.nino_key)
     out["nhs_number"] = _per_distinct(
         _column(records, "nhs_number"),
