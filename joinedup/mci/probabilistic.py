@@ -186,6 +186,16 @@ def _load_features(con: duckdb.DuckDBPyConnection, features: pd.DataFrame) -> No
     _check_features(features)
     frame = features[list(spec.FEATURE_COLUMNS)]
     con.register("__features_df", frame)
+    con.execute(f"DROP TABLE IF EXISTS {FEATURES_TABLE}")
+    con.execute(
+        f"CREATE TABLE {FEATURES_TABLE} AS SELECT {', '.join(feature_casts('VARCHAR'))} FROM __features_df"
+    )
+
+
+def feature_casts(text_type: str) -> list[str]:
+    """The SQL select list that gives every feature column its fixed type (integers, booleans
+    defaulting to false, text with blanks as NULL); ``text_type`` is the engine's string type
+    (DuckDB VARCHAR, Spark STRING), so both backends read the features alike."""
     casts = []
     for col in spec.FEATURE_COLUMNS:
         if col in spec.INTEGER_COLUMNS:
@@ -193,11 +203,8 @@ def _load_features(con: duckdb.DuckDBPyConnection, features: pd.DataFrame) -> No
         elif col in spec.BOOLEAN_COLUMNS:
             casts.append(f"coalesce(TRY_CAST({col} AS BOOLEAN), false) AS {col}")
         else:
-            casts.append(f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '') AS {col}")
-    con.execute(f"DROP TABLE IF EXISTS {FEATURES_TABLE}")
-    con.execute(
-        f"CREATE TABLE {FEATURES_TABLE} AS SELECT {', '.join(casts)} FROM __features_df"
-    )
+            casts.append(f"NULLIF(TRIM(CAST({col} AS {text_type})), '') AS {col}")
+    return casts
     con.unregister("__features_df")
 
 

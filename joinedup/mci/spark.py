@@ -32,6 +32,7 @@ from joinedup.mci import model_settings as spec
 from joinedup.mci.blocking import BlockingRule
 from joinedup.mci.probabilistic import (
     TrainedModel,
+    feature_casts,
     _check_features,
     _empty_pairs,
     _tidy_predictions,
@@ -155,15 +156,7 @@ def _register_features(spark: "SparkSession", records: "pd.DataFrame | SparkData
             raise ValueError(f"the Spark frame of match features is missing columns {missing}")
         source = records
     source.createOrReplaceTempView("__joinedup_raw_features")
-    casts = []
-    for col in spec.FEATURE_COLUMNS:
-        if col in spec.INTEGER_COLUMNS:
-            casts.append(f"TRY_CAST({col} AS BIGINT) AS {col}")
-        elif col in spec.BOOLEAN_COLUMNS:
-            casts.append(f"coalesce(TRY_CAST({col} AS BOOLEAN), false) AS {col}")
-        else:
-            casts.append(f"NULLIF(TRIM(CAST({col} AS STRING)), '') AS {col}")
-    spark.sql(f"SELECT {', '.join(casts)} FROM __joinedup_raw_features").createOrReplaceTempView(
+    spark.sql(f"SELECT {', '.join(feature_casts('STRING'))} FROM __joinedup_raw_features").createOrReplaceTempView(
         FEATURES_VIEW
     )
 
