@@ -71,9 +71,14 @@ def build_source_dag(config):  # noqa: ANN001, ANN201
 
         @task(task_id="verdict", retries=0, outlets=[staging_asset(config.name)])
         def verdict_task(staged: dict) -> dict:
+            from joinedup.airflow_support import NIGHT_EXTRA
             from joinedup.pipeline import verdict
 
-            return no_retry_for_fatal(verdict, staged)
+            context = get_current_context()
+            out = no_retry_for_fatal(verdict, staged)
+            # the merge the scheduler starts on this event learns which night landed
+            context["outlet_events"][staging_asset(config.name)].extra = {NIGHT_EXTRA: night_id(context)}
+            return out
 
         verdict_task(stage_task(check_task(land_task())))
 

@@ -25,6 +25,9 @@ def source_configs_for_dags() -> list[Any]:
     return configs
 
 
+NIGHT_EXTRA = "night"  # the key of a staging Asset event's extra that names its night
+
+
 def night_id(context: Any) -> str:
     """The id that ties one night's source runs and merge together.
 
@@ -33,20 +36,38 @@ def night_id(context: Any) -> str:
       a manual run given a past logical date (``airflow dags test <dag> 2026-01-06``): every
       source's run and the merge of that day share it, and a backfill of a day reruns that
       night (idempotent) rather than starting a new one;
-    - else Airflow's own run id (a manual run for now, an asset-triggered merge)."""
+    - for a merge the scheduler starts on the sources' Asset events: the night those events
+      carry (each source's verdict task writes it into its event's ``extra``), the latest if
+      several nights' events arrive together;
+    - else Airflow's own run id (a manual run for now)."""
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
     if conf.get("night"):
         return str(conf["night"])
+    run_type = getattr(dag_run, "run_type", "")
+    run_type = str(getattr(run_type, "value", run_type) or "")
+    if run_type == "asset_triggered":
+        nights = nights_of_events(context.get("triggering_asset_events") or {})
+        if nights:
+            return nights[-1]
     logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
     if logical is not None:
-        run_type = getattr(dag_run, "run_type", "")
-        run_type = str(getattr(run_type, "value", run_type) or "")
         after = getattr(dag_run, "run_after", None)
         past = after is not None and logical.date() < after.date()
         if run_type in ("scheduled", "backfill") or past:
             return f"night-{logical:%Y-%m-%d}"
     return str(context["run_id"])
+
+
+def nights_of_events(events_by_asset: Any) -> list[str]:
+    """The nights named in Asset events' ``extra`` (sorted; night ids sort by date)."""
+    nights = set()
+    for events in events_by_asset.values():
+        for event in events:
+            night = (getattr(event, "extra", None) or {}).get(NIGHT_EXTRA)
+            if night:
+                nights.add(str(night))
+    return sorted(nights)
 
 
 def failure_callback(context: Any) -> None:

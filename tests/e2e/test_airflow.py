@@ -102,6 +102,14 @@ def test_night_through_airflow_builds_the_index(project: Path, mci_db: str) -> N
     # Airflow really ran it: its metadata DB has the DAG runs
     log = next((project / "var" / "logs").glob("night_night-1.log")).read_text()
     assert "dags test joinedup_source_revenues" in log and "dags test joinedup_merge" in log
+    # the staging Asset event names its night, so a merge the scheduler starts on it joins that night
+    import sqlite3
+
+    with sqlite3.connect(project / "var" / "airflow" / "airflow.db") as db:
+        extras = [json.loads(e) if isinstance(e, str) else e for (e,) in db.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.uri = 'joinedup://staging/revenues'")]
+    assert extras and all(e.get("night") == "night-1" for e in extras), extras
 
 
 @pytest.mark.airflow
