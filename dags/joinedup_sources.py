@@ -45,7 +45,8 @@ def build_source_dag(config):  # noqa: ANN001, ANN201
         },
     )
     def source_dag():  # noqa: ANN202
-        @task(task_id="land", inlets=[source_system_asset(config.name)], outlets=[landing_asset(config.name)])
+        @task(task_id="land", inlets=[source_system_asset(config.name)], outlets=[landing_asset(config.name)],
+              **({"pool": config.pool} if config.pool else {}))
         def land_task() -> dict:
             from joinedup.pipeline import land
 

@@ -10,6 +10,7 @@
     quality: {max_failure_rate: 0.05}
     retries: {attempts: 3, delay_seconds: 60}
     timeout_minutes: 60
+    pool: legacy_mainframe          # optional Airflow pool: caps concurrent extracts from one system
     options: {...}                  # what the kind needs (validated by the adapter's Options)
 """
 from __future__ import annotations
@@ -47,6 +48,9 @@ class SourceConfig(Strict):
     quality: QualitySettings = QualitySettings()
     retries: RetrySettings = RetrySettings()
     timeout_minutes: int = Field(60, ge=1, le=24 * 60)
+    pool: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,256}$", description=(
+        "Airflow pool the extract (land) task runs in: caps how many extracts call one shared "
+        "legacy system at once. Create it first: `joinedup airflow pools set NAME SLOTS DESCRIPTION`."))
     options: dict[str, Any] = Field(default_factory=dict)
     path: Path | None = Field(None, exclude=True)
 
