@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.joinedup-installed
 
 .PHONY: run test bench airflow clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[test]'
+	$(BIN)/python -m pip install -qq -e '.[test,bench]'
 	@touch $(STAMP)
 
 ## run: the nightly sync of the synthetic council into the MCI, through Airflow
