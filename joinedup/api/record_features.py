@@ -4,8 +4,8 @@
 features out. It is built for millions of rows (work once per distinct value), but for a
 single search query, or the few hundred candidate records a search scores, building frames
 costs far more than the rules themselves: a search took over a second under load. This
-module applies the same rules, from the same public building blocks (``joinedup.names``,
-``joinedup.dates``, ``joinedup.identifiers``, ``joinedup.addresses``), to one dict.
+module applies the same one-value rules (the very functions ``standardise`` maps over each
+column's distinct values) to one dict, with a cache per value.
 
 It must give exactly what ``standardise`` gives for a one-row frame:
 ``tests/unit/test_api_record_features.py`` checks that property with hypothesis on generated
@@ -19,9 +19,8 @@ from functools import lru_cache
 from typing import Any
 
 from joinedup import identifiers as ids
-from joinedup.addresses import address_parts
-from joinedup.mci.standardise import dob_parts, sex_code
-from joinedup.names import family_name_parts, name_roots, normalise_name, soundex
+from joinedup.mci import standardise as std
+from joinedup.names import normalise_name, soundex
 
 __all__ = ["record_features"]
 
@@ -36,72 +35,14 @@ def _value(record: Mapping[str, Any], name: str) -> Any:
     return v
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _name(value: Any) -> str | None:
-    return normalise_name(value)
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _roots(given: Any) -> str | None:
-    roots = name_roots(given)
-    return "|".join(sorted(roots)) if roots else None
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _parts(family: Any, previous: Any) -> str | None:
-    parts = family_name_parts(family, previous)
-    return "|".join(parts) if parts else None
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _soundex(value: str) -> str | None:
-    return soundex(value)
-
-
-_dob = lru_cache(maxsize=CACHE_SIZE)(dob_parts)  # the matcher's own rules, cached per value
-_sex = sex_code
-
-
-def _nhs(value: Any) -> str | None:
-    n = ids.normalise_nhs_number(value)
-    return n if n is not None and ids.is_valid_nhs_number(n) else None
-
-
-def _uprn(value: Any) -> str | None:
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        digits = value.lstrip("0")
-        return digits if 0 < len(digits) <= 12 else None
-    n = ids.normalise_uprn(value)
-    return n if n is not None and ids.is_valid_uprn(n) else None
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _home_postcode(value: Any) -> str | None:
-    n = ids.normalise_postcode(value)
-    return n if n is not None and ids.is_valid_postcode(n, allow_special=False) else None
-
-
-def _email(value: Any) -> str | None:
-    n = ids.normalise_email(value)
-    return n if n is not None and ids.is_plausible_email(n) else None
-
-
-def _phone(value: Any) -> str | None:
-    n = ids.normalise_phone(value)
-    if n is None:
-        return None
-    digits = n.lstrip("+")
-    if len(digits) < 10 or len(set(digits[1:])) == 1:
-        return None
-    return n
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _address_lines(line1: Any, line2: Any) -> str | None:
-    parts = address_parts(line1, line2)
-    if parts.house is None and parts.street is None:
-        return None
-    return "|".join([parts.flat or "", parts.house or "", parts.street or ""])
+# the matcher's own one-value rules, cached per value
+_name = lru_cache(maxsize=CACHE_SIZE)(normalise_name)
+_roots = lru_cache(maxsize=CACHE_SIZE)(std.given_roots)
+_parts = lru_cache(maxsize=CACHE_SIZE)(std.family_parts)
+_soundex = lru_cache(maxsize=CACHE_SIZE)(soundex)
+_dob = lru_cache(maxsize=CACHE_SIZE)(std.dob_parts)
+_home_postcode = lru_cache(maxsize=CACHE_SIZE)(std.home_postcode)
+_address_lines = lru_cache(maxsize=CACHE_SIZE)(std.address_lines_key)
 
 
 def _given(value: Any) -> tuple[str | None, str | None]:
@@ -122,10 +63,7 @@ def record_features(record: Mapping[str, Any], record_id: Any = 0) -> dict[str, 
     postcode = _home_postcode(v("postcode")) if v("postcode") is not None else None
     line1, line2 = v("address_line_1"), v("address_line_2")
     lines = _address_lines(line1, line2)
-    if postcode is None and lines is None:
-        address_key = None
-    else:
-        address_key = (postcode.replace(" ", "") if postcode else "") + "|" + (lines or "||")
+    address_key = std.address_key_of(postcode, lines)
     one = lambda name, fn: (None if v(name) is None else fn(v(name)))  # noqa: E731
     deceased = v("deceased_date")
     return {
@@ -142,14 +80,14 @@ def record_features(record: Mapping[str, Any], record_id: Any = 0) -> dict[str, 
         "dob": dob[0],
         "dob_year": dob[1],
         "dob_is_placeholder": dob[2],
-        "sex": one("sex", _sex),
+        "sex": one("sex", std.sex_code),
         "ni_key": one("ni_number", ids.nino_key),
-        "nhs_number": one("nhs_number", _nhs),
-        "uprn": one("uprn", _uprn),
+        "nhs_number": one("nhs_number", std.nhs_std),
+        "uprn": one("uprn", std.uprn_std),
         "postcode": postcode,
         "postcode_outward": postcode.split(" ", 1)[0] if postcode is not None else None,
         "address_key": address_key,
-        "email_std": one("email", _email),
-        "phone_std": one("phone", _phone),
+        "email_std": one("email", std.email_std),
+        "phone_std": one("phone", std.phone_std),
         "deceased": False if deceased is None else bool(str(deceased).strip()),
     }

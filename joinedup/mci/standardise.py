@@ -80,14 +80,14 @@ def _per_distinct_pair(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], Any]
     return results[codes]
 
 
-# --- one-value rules ------------------------------------------------------------------------
+# --- one-value rules (the lookup API applies these same functions to one record) ------------
 
-def _roots(given: Any) -> str | None:
+def given_roots(given: Any) -> str | None:
     roots = name_roots(given)
     return "|".join(sorted(roots)) if roots else None
 
 
-def _parts(family: Any, previous: Any) -> str | None:
+def family_parts(family: Any, previous: Any) -> str | None:
     parts = family_name_parts(family, previous)
     return "|".join(parts) if parts else None
 
@@ -123,7 +123,10 @@ def _valid_or_none(normalise: Callable[[Any], str | None], valid: Callable[[Any]
     return one
 
 
-def _uprn(value: Any) -> str | None:
+nhs_std = _valid_or_none(ids.normalise_nhs_number, ids.is_valid_nhs_number)
+
+
+def uprn_std(value: Any) -> str | None:
     """A valid UPRN without zero padding; the common all-digits case takes a fast path."""
     if isinstance(value, str) and value.isascii() and value.isdigit():
         digits = value.lstrip("0")
@@ -132,17 +135,17 @@ def _uprn(value: Any) -> str | None:
     return n if n is not None and ids.is_valid_uprn(n) else None
 
 
-def _home_postcode(value: Any) -> str | None:
+def home_postcode(value: Any) -> str | None:
     n = ids.normalise_postcode(value)
     return n if n is not None and ids.is_valid_postcode(n, allow_special=False) else None
 
 
-def _email(value: Any) -> str | None:
+def email_std(value: Any) -> str | None:
     n = ids.normalise_email(value)
     return n if n is not None and ids.is_plausible_email(n) else None
 
 
-def _phone(value: Any) -> str | None:
+def phone_std(value: Any) -> str | None:
     n = ids.normalise_phone(value)
     if n is None:
         return None
@@ -152,7 +155,7 @@ def _phone(value: Any) -> str | None:
     return n
 
 
-def _address_parts_key(line1: Any, line2: Any) -> str | None:
+def address_lines_key(line1: Any, line2: Any) -> str | None:
     parts = address_parts(line1, line2)
     if parts.house is None and parts.street is None:
         return None
@@ -187,7 +190,7 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
     given = _column(records, "given_name")
     given_std = _per_distinct(given, normalise_name)
     out["given_name_std"] = given_std
-    out["given_name_roots"] = _per_distinct(given, _roots)
+    out["given_name_roots"] = _per_distinct(given, given_roots)
     out["given_initial"] = _per_distinct(pd.Series(given_std, index=index), _first_char)
     out["middle_names_std"] = _per_distinct(_column(records, "middle_names"), normalise_name)
 
@@ -195,7 +198,7 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
     family_std = _per_distinct(family, normalise_name)
     out["family_name_std"] = family_std
     out["family_name_parts"] = _per_distinct_pair(
-        family, _column(records, "previous_family_names"), _parts)
+        family, _column(records, "previous_family_names"), family_parts)
     out["family_name_phonetic"] = _per_distinct(pd.Series(family_std, index=index), soundex)
 
     dob_triples = _per_distinct(_column(records, "date_of_birth"), dob_parts)
@@ -209,22 +212,20 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
 
     out["sex"] = _per_distinct(_column(records, "sex"), sex_code)
     out["ni_key"] = _per_distinct(_column(records, "ni_number"), ids.nino_key)
-    out["nhs_number"] = _per_distinct(
-        _column(records, "nhs_number"),
-        _valid_or_none(ids.normalise_nhs_number, ids.is_valid_nhs_number))
-    out["uprn"] = _per_distinct(_column(records, "uprn"), _uprn)
+    out["nhs_number"] = _per_distinct(_column(records, "nhs_number"), nhs_std)
+    out["uprn"] = _per_distinct(_column(records, "uprn"), uprn_std)
 
-    postcode = _per_distinct(_column(records, "postcode"), _home_postcode)
+    postcode = _per_distinct(_column(records, "postcode"), home_postcode)
     out["postcode"] = postcode
     postcode_s = pd.Series(postcode, index=index, dtype=object)
     out["postcode_outward"] = _per_distinct(postcode_s, lambda p: p.split(" ", 1)[0])
 
     lines = _per_distinct_pair(_column(records, "address_line_1"),
-                               _column(records, "address_line_2"), _address_parts_key)
+                               _column(records, "address_line_2"), address_lines_key)
     out["address_key"] = _address_keys(postcode_s, lines)
 
-    out["email_std"] = _per_distinct(_column(records, "email"), _email)
-    out["phone_std"] = _per_distinct(_column(records, "phone"), _phone)
+    out["email_std"] = _per_distinct(_column(records, "email"), email_std)
+    out["phone_std"] = _per_distinct(_column(records, "phone"), phone_std)
     out["deceased"] = _per_distinct(
         _column(records, "deceased_date"), lambda v: bool(str(v).strip())
     ).astype(bool)  # None (missing) -> False
@@ -240,10 +241,13 @@ def _address_keys(postcode: pd.Series, lines: np.ndarray) -> np.ndarray:
     """'POSTCODE|flat|house|street' (same form as ``joinedup.addresses.address_key``),
     None when there is neither a home postcode nor an address line to compare."""
     keys = np.empty(len(postcode), dtype=object)
-    pcs = postcode.tolist()
-    for i, (pc, rest) in enumerate(zip(pcs, lines)):
-        if pc is None and rest is None:
-            keys[i] = None
-        else:
-            keys[i] = (pc.replace(" ", "") if pc else "") + "|" + (rest or "||")
+    for i, (pc, rest) in enumerate(zip(postcode.tolist(), lines)):
+        keys[i] = address_key_of(pc, rest)
     return keys
+
+
+def address_key_of(postcode: str | None, lines: str | None) -> str | None:
+    """One record's address key from its home postcode and ``address_lines_key``."""
+    if postcode is None and lines is None:
+        return None
+    return (postcode.replace(" ", "") if postcode else "") + "|" + (lines or "||")
