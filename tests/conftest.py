@@ -99,6 +99,27 @@ def mci_db(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.Mo
         admin.dispose()
 
 
+def csv_drop_source(project: Path, name: str = "revenues", *, mapping: str = "revenues.yaml",
+                    max_failure_rate: float = 0.10, special_category: bool = False, retries: str | None = None,
+                    file_pattern: str | None = None, only: bool = False) -> Path:
+    """Configure source ``name`` as a CSV drop folder (``var/drops/<name>``) read with
+    ``mapping`` - by default the revenues layout of tests/fixtures/revenues_small.csv. ``only``
+    removes every other source first; ``retries`` is the YAML flow mapping, e.g. "{attempts: 0}".
+    Writing it again with another ``max_failure_rate`` is how a test moves the threshold."""
+    if only:
+        for other in (project / "adapters").glob("*.yaml"):
+            other.unlink()
+    lines = [f"name: {name}", "kind: csv", f"mapping: {mapping}",
+             f"special_category: {str(special_category).lower()}",
+             f"quality: {{max_failure_rate: {max_failure_rate}}}"]
+    if retries:
+        lines.append(f"retries: {retries}")
+    lines.append(f"options: {{drop_folder: drops/{name}, file_pattern: '{file_pattern or name + '_*.csv'}'}}")
+    path = project / "adapters" / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def drop_file(project: Path, source: str, fixture: str, name: str) -> Path:
     folder = project / "var" / "drops" / source
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,29 +7,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import drop_file
-
-
-CSV_SOURCE = """\
-name: revenues
-kind: csv
-mapping: revenues.yaml
-quality: {max_failure_rate: 0.10}
-options: {drop_folder: drops/revenues, file_pattern: "revenues_*.csv"}
-"""
+from tests.conftest import csv_drop_source, drop_file
 
 
 @pytest.fixture(autouse=True)
 def csv_source(project: Path) -> None:
     """The revenues extract as a CSV drop, whatever the demo council configures."""
-    for other in (project / "adapters").glob("*.yaml"):
-        other.unlink()
-    (project / "adapters" / "revenues.yaml").write_text(CSV_SOURCE)
-
-
-def _set_threshold(project: Path, rate: float) -> None:
-    path = project / "adapters" / "revenues.yaml"
-    path.write_text(path.read_text().replace("max_failure_rate: 0.10", f"max_failure_rate: {rate}"))
+    csv_drop_source(project, only=True)
 
 
 def _masters(session) -> dict[str, str | None]:  # noqa: ANN001
@@ -42,7 +26,7 @@ def test_night_builds_the_index(project: Path, mci_db: str) -> None:
     from joinedup.mci.store import Person, QuarantinedRow, ReviewPair, session_factory
     from joinedup.pipeline import merge, sync_source
 
-    _set_threshold(project, 0.2)
+    csv_drop_source(project, max_failure_rate=0.2)
     drop = drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     result = sync_source("revenues", "night-1")
     assert result["rows_landed"] == 12
@@ -76,7 +60,7 @@ def _first_night(project: Path) -> dict[str, str | None]:
     from joinedup.mci.store import session_factory
     from joinedup.pipeline import merge, sync_source
 
-    _set_threshold(project, 0.2)
+    csv_drop_source(project, max_failure_rate=0.2)
     drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     sync_source("revenues", "night-1")
     merge("night-1")
@@ -117,7 +101,7 @@ def test_gate_over_threshold_loads_nothing_and_fails_loudly(project: Path, mci_d
         batch = session.scalar(select(LandingBatch))
         assert batch.status == "failed" and "threshold" in batch.status_reason
     # Raising the threshold (the steward accepts the rate) and re-running loads the kept batch.
-    _set_threshold(project, 0.2)
+    csv_drop_source(project, max_failure_rate=0.2)
     result = sync_source("revenues", "night-2")
     assert result["new"] == 10
 
@@ -149,7 +133,7 @@ def test_replay_after_a_mapping_fix_loads_the_batch_without_the_source(project: 
     from joinedup.pipeline import replay, sync_source
     from joinedup.quality.gate import QualityGateFailed
 
-    _set_threshold(project, 0.2)
+    csv_drop_source(project, max_failure_rate=0.2)
     mapping = project / "mappings" / "revenues.yaml"
     good = mapping.read_text()
     mapping.write_text(good.replace('formats: ["%d/%m/%Y", "%Y-%m-%d"]', 'formats: ["%Y-%m-%d"]'))  # a mistake

@@ -8,28 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import drop_file
+from tests.conftest import csv_drop_source, drop_file
 
-CSV_SOURCE = """\
-name: revenues
-kind: csv
-mapping: revenues.yaml
-quality: {max_failure_rate: 0.10}
-options: {drop_folder: drops/revenues, file_pattern: "revenues_*.csv"}
-"""
 PERSONAL = ("Smith", "William", "Lloyd-Jones", "AB123456C", "QQ123456C", "CF10 1AA", "03/04/1961", "1961-04-03")
 
 
 @pytest.fixture(autouse=True)
 def csv_source(project: Path) -> None:
-    for other in (project / "adapters").glob("*.yaml"):
-        other.unlink()
-    (project / "adapters" / "revenues.yaml").write_text(CSV_SOURCE)
-
-
-def _threshold(project: Path, rate: float) -> None:
-    path = project / "adapters" / "revenues.yaml"
-    path.write_text(path.read_text().replace("max_failure_rate: 0.10", f"max_failure_rate: {rate}"))
+    csv_drop_source(project, only=True)
 
 
 def _open(session) -> list[tuple[str, str, str | None, str]]:  # noqa: ANN001
@@ -57,7 +43,7 @@ def test_a_refused_batch_still_quarantines_its_rows_and_a_retry_replaces_them(pr
     with session_factory()() as session:
         statuses = [s for *_, s in _open(session)]
         assert statuses.count("open") == 2 and statuses.count("superseded") == 2
-    _threshold(project, 0.2)  # the steward accepts the rate: the kept batch loads
+    csv_drop_source(project, max_failure_rate=0.2)  # the steward accepts the rate: the kept batch loads
     assert sync_source("revenues", "night-3")["new"] == 10
     with session_factory()() as session:
         statuses = [s for *_, s in _open(session)]
@@ -73,7 +59,7 @@ def test_each_batch_leaves_figures_for_the_quality_history_and_pages(project: Pa
     drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     with pytest.raises(QualityGateFailed):
         sync_source("revenues", "night-1")
-    _threshold(project, 0.2)
+    csv_drop_source(project, max_failure_rate=0.2)
     sync_source("revenues", "night-2")
     out = merge("night-2")
     with session_factory()() as session:
@@ -102,7 +88,7 @@ def test_gx_data_docs_are_built_for_each_batch_without_values(project: Path, mci
     from joinedup.quality.data_docs import data_docs_index
 
     assert data_docs_index() is None
-    _threshold(project, 0.2)
+    csv_drop_source(project, max_failure_rate=0.2)
     drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     sync_source("revenues", "night-1")
     index = data_docs_index()

@@ -10,22 +10,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tests.conftest import drop_file
-
-CSV_SOURCE = """\
-name: revenues
-kind: csv
-mapping: revenues.yaml
-quality: {max_failure_rate: 0.2}
-options: {drop_folder: drops/revenues, file_pattern: "revenues_*.csv"}
-"""
-
+from tests.conftest import csv_drop_source, drop_file
 
 @pytest.fixture(autouse=True)
 def csv_source(project: Path) -> None:
-    for other in (project / "adapters").glob("*.yaml"):
-        other.unlink()
-    (project / "adapters" / "revenues.yaml").write_text(CSV_SOURCE)
+    csv_drop_source(project, max_failure_rate=0.2, only=True)
 
 
 def _cli(*args: str):  # noqa: ANN202
@@ -129,9 +118,7 @@ def test_releasing_a_closed_entry_is_refused(project: Path, mci_db: str) -> None
 def test_the_match_report_says_which_source_is_missing_and_since_when(project: Path, mci_db: str) -> None:
     from joinedup.pipeline import merge, sync_source
 
-    (project / "adapters" / "housing.yaml").write_text(
-        CSV_SOURCE.replace("revenues_*", "housing_*").replace("name: revenues", "name: housing")
-        .replace("drops/revenues", "drops/housing"))
+    csv_drop_source(project, "housing", max_failure_rate=0.2)
     drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     drop_file(project, "housing", "revenues_small.csv", "housing_20260105.csv")
     sync_source("revenues", "night-1")

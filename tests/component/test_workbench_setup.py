@@ -7,16 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.conftest import REPO
-
-SOURCE = """\
-name: {name}
-kind: csv
-mapping: {mapping}
-special_category: {special}
-quality: {{max_failure_rate: 0.2}}
-options: {{drop_folder: drops/{name}, file_pattern: "{name}_*.csv"}}
-"""
+from tests.conftest import REPO, csv_drop_source
 
 HEADER = ("customer_ref,title,first_name,last_name,dob,ni_no,uprn,addr_line1,addr_line2,addr_line3,town,postcode,"
           "email,phone_number,account_opened,modified_at")
@@ -49,10 +40,10 @@ def build_index(project: Path, night: str = "night-1") -> dict:
     revenues_mapping = (project / "mappings" / "revenues.yaml").read_text(encoding="utf-8")
     (project / "mappings" / "socialcare_as_csv.yaml").write_text(revenues_mapping, encoding="utf-8")
     for name, mapping, special, rows in (
-        ("revenues", "revenues.yaml", "false", (REPO / "tests" / "fixtures" / "revenues_small.csv").read_text(encoding="utf-8").splitlines()[1:] + REVENUES_EXTRA),
-        ("socialcare", "socialcare_as_csv.yaml", "true", SOCIALCARE),
+        ("revenues", "revenues.yaml", False, (REPO / "tests" / "fixtures" / "revenues_small.csv").read_text(encoding="utf-8").splitlines()[1:] + REVENUES_EXTRA),
+        ("socialcare", "socialcare_as_csv.yaml", True, SOCIALCARE),
     ):
-        (project / "adapters" / f"{name}.yaml").write_text(SOURCE.format(name=name, mapping=mapping, special=special))
+        csv_drop_source(project, name, mapping=mapping, special_category=special, max_failure_rate=0.2)
         folder = project / "var" / "drops" / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}_20260105.csv").write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")

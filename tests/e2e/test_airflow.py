@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, drop_file
+from tests.conftest import REPO, csv_drop_source, drop_file
 
 DAGBAG_SCRIPT = """
 import json
@@ -82,11 +82,7 @@ def test_a_broken_adapter_file_does_not_take_the_other_dags_down(project: Path) 
 
 @pytest.mark.airflow
 def test_night_through_airflow_builds_the_index(project: Path, mci_db: str) -> None:
-    for other in (project / "adapters").glob("*.yaml"):
-        other.unlink()
-    (project / "adapters" / "revenues.yaml").write_text(
-        "name: revenues\nkind: csv\nmapping: revenues.yaml\nquality: {max_failure_rate: 0.2}\n"
-        "retries: {attempts: 0}\noptions: {drop_folder: drops/revenues, file_pattern: 'revenues_*.csv'}\n")
+    csv_drop_source(project, max_failure_rate=0.2, retries="{attempts: 0}", only=True)
     drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     env = _airflow_env(project)
     joinedup = shutil.which("joinedup", path=str(Path(sys.executable).parent)) or "joinedup"
@@ -128,10 +124,8 @@ def test_a_failed_source_does_not_block_the_others_and_catches_up_next_night(pro
     for other in (project / "adapters").glob("*.yaml"):
         other.unlink()
     for name in ("revenues", "housing"):
-        (project / "adapters" / f"{name}.yaml").write_text(
-            f"name: {name}\nkind: csv\nmapping: revenues.yaml\nquality: {{max_failure_rate: 0.2}}\n"
-            f"retries: {{attempts: 3, delay_seconds: 600}}\n"
-            f"options: {{drop_folder: drops/{name}, file_pattern: '*.csv'}}\n")
+        csv_drop_source(project, name, max_failure_rate=0.2, retries="{attempts: 3, delay_seconds: 600}",
+                        file_pattern="*.csv")
     drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     env = _airflow_env(project)
     joinedup = shutil.which("joinedup", path=str(Path(sys.executable).parent)) or "joinedup"

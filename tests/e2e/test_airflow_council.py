@@ -234,13 +234,9 @@ def test_a_past_night_is_backfilled_by_its_logical_date(project: Path) -> None:
     """The revenues extract of 2026-01-05 sat in the drop folder but that night never ran:
     `airflow dags test <dag> <logical date>` runs the source and then the merge for that
     day, under one night id (night-2026-01-05), and the index is built from it."""
-    from tests.conftest import drop_file
+    from tests.conftest import csv_drop_source, drop_file
 
-    for other in (project / "adapters").glob("*.yaml"):
-        other.unlink()
-    (project / "adapters" / "revenues.yaml").write_text(
-        "name: revenues\nkind: csv\nmapping: revenues.yaml\nquality: {max_failure_rate: 0.2}\n"
-        "retries: {attempts: 0}\noptions: {drop_folder: drops/revenues, file_pattern: 'revenues_*.csv'}\n")
+    csv_drop_source(project, max_failure_rate=0.2, retries="{attempts: 0}", only=True)
     drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
     env = _airflow_env(project)
     airflow = shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
