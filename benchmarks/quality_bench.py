@@ -3,8 +3,12 @@ synthetic council's four systems (tiled from a small council, keys made unique),
 Data Docs add per batch.
 
     .venv/bin/python benchmarks/quality_bench.py [N]
+    .venv/bin/python benchmarks/quality_bench.py --import-only [ROUNDS]
 
 Run on purpose, not in the test suite. Prints one line per system, then the Data Docs cost.
+``--import-only``: what a fresh night step pays to import GX, the plain ``import
+great_expectations`` against ``joinedup.quality.gx_loader`` (Altair and SciPy's statistics
+lazy), alternating in fresh processes, CPU and wall seconds with the load average beside.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 100_000
 KEYS = {"housing": ("TenantRef", lambda i: f"HT{i:06d}"), "revenues": ("customer_ref", lambda i: f"5{i:08d}"),
         "socialcare": ("ClientId", lambda i: f"SC{i:07d}"), "hr": ("EMPNO", lambda i: f"E{i:07d}")}
 
@@ -64,5 +68,45 @@ def main() -> None:
           f"then {sum(costs[1:]) / (len(costs) - 1):.2f} s each")
 
 
+def import_probe(how: str) -> None:
+    """In a fresh process: import GX one way; print CPU and wall seconds as JSON."""
+    import json
+
+    import joinedup.pipeline  # noqa: F401 - what a night step has imported before the gate
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    if how == "loader":
+        from joinedup.quality.gx_loader import great_expectations
+
+        great_expectations()
+    else:
+        import great_expectations  # noqa: F401
+    print(json.dumps({"how": how, "cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}))
+
+
+def import_only(rounds: int) -> None:
+    import json
+    import statistics
+    import subprocess
+
+    figures: dict[str, list[dict[str, float]]] = {"plain": [], "loader": []}
+    loads = []
+    for _ in range(rounds):
+        for how in figures:
+            done = subprocess.run([sys.executable, __file__, "--import-probe", how], capture_output=True,
+                                  text=True, check=True)
+            figures[how].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            loads.append(os.getloadavg()[0])
+    for how, runs in figures.items():
+        print(f"GX import, {how:>6}: median CPU {statistics.median(r['cpu'] for r in runs):.2f} s, "
+              f"median wall {statistics.median(r['wall'] for r in runs):.2f} s ({rounds} fresh processes)")
+    print(f"load average during the runs: {min(loads):.1f}-{max(loads):.1f}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--import-probe"]:
+        import_probe(sys.argv[2])
+    elif sys.argv[1:2] == ["--import-only"]:
+        import_only(int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+    else:
+        main()

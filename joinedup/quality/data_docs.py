@@ -4,7 +4,9 @@ The gate validates in an ephemeral context (fast, nothing on disk). Afterwards i
 with every value taken out (counts only: a regex rule's "unexpected values" would be NI
 numbers and postcodes), is stored in a small file-backed GX context under ``var/gx/`` and
 GX's site builder renders that one validation page, the suite's page and the index. So the
-site grows by one page per batch and is never rebuilt whole.
+site grows by one page per batch and is never rebuilt whole. GX's page templates are compiled
+once and kept under ``var/cache/gx_templates`` for the next processes (see
+``_SharedTemplateCache``).
 
 Data Docs are a report: if building them fails, the night goes on (a warning names the
 source and batch). ``JOINEDUP_DATA_DOCS=off`` skips them (say on a machine short of time).
@@ -16,9 +18,10 @@ import os
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from joinedup.landing import safe_run_id
+from joinedup.quality.gx_loader import great_expectations
 from joinedup.paths import reports_dir, var_dir
 
 log = logging.getLogger(__name__)
@@ -52,31 +55,22 @@ def enabled() -> bool:
 
 class _SharedTemplateCache:
     """GX's Data Docs views each build their own Jinja environment, so every page recompiles
-    the same ~50 templates (two thirds of the build time, measured). Jinja's bytecode cache
-    hook, shared in memory by every view of this process, compiles each template once."""
+    the same ~30 templates: two thirds of a page's build time, measured, and paid again by
+    every night step (each is a fresh process). Jinja's bytecode cache hook, installed on every
+    view, compiles each template once: kept in memory for this process and on disk under
+    ``var/cache/gx_templates`` for the next ones. Jinja checks each entry against its
+    template's source and its own Python version, so a GX or Python upgrade recompiles."""
 
     def __init__(self) -> None:
-        import jinja2
-
-        class _Memory(jinja2.BytecodeCache):
-            def __init__(self) -> None:
-                self.store: dict[str, bytes] = {}
-
-            def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-                if bucket.key in self.store:
-                    bucket.bytecode_from_string(self.store[bucket.key])
-
-            def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-                self.store[bucket.key] = bucket.bytecode_to_string()
-
-        self.cache = _Memory()
+        self.cache: Any = None
         self.installed = False
 
-    def install(self) -> None:
+    def install(self, folder: Callable[[], Path | None]) -> None:
         if self.installed:
             return
         from great_expectations.render.view.view import DefaultJinjaView
 
+        self.cache = _template_bytecode(folder)
         original = DefaultJinjaView.__init__
         cache = self.cache
 
@@ -90,15 +84,62 @@ class _SharedTemplateCache:
         self.installed = True
 
 
+def template_cache_dir() -> Path:
+    """Where compiled Data Docs templates are kept between processes."""
+    return var_dir() / "cache" / "gx_templates"
+
+
+def _template_bytecode(folder: Callable[[], Path | None]) -> Any:
+    """A Jinja bytecode cache: memory first, then the folder ``folder()`` names at the time
+    (None: memory only; the project's var/ can change between tests of one process). Files are
+    written to a temporary name and renamed, so a parallel step never reads half a file."""
+    import jinja2
+
+    class _MemoryThenDisk(jinja2.BytecodeCache):
+        def __init__(self) -> None:
+            self.store: dict[str, bytes] = {}
+
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            if bucket.key in self.store:
+                bucket.bytecode_from_string(self.store[bucket.key])
+                return
+            where = folder()
+            if where is None:
+                return
+            try:
+                data = (where / f"{bucket.key}.jinja").read_bytes()
+                bucket.bytecode_from_string(data)  # a stale file (other source, Python) leaves it empty
+            except (OSError, ValueError, EOFError, TypeError):
+                bucket.reset()
+                return
+            if bucket.code is not None:
+                self.store[bucket.key] = data
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            data = bucket.bytecode_to_string()
+            self.store[bucket.key] = data
+            where = folder()
+            if where is None:
+                return
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+                tmp = where / f"{bucket.key}.{os.getpid()}.tmp"
+                tmp.write_bytes(data)
+                os.replace(tmp, where / f"{bucket.key}.jinja")
+            except OSError as exc:  # a cache: the page is built all the same
+                log.debug("template cache not written (%s)", type(exc).__name__)
+
+    return _MemoryThenDisk()
+
+
 _templates = _SharedTemplateCache()
 
 
 @lru_cache(maxsize=4)
 def _context(var: str, site_dir: str) -> Any:
     """A file-backed GX context under ``<var>/gx`` whose one Data Docs site is ``site_dir``."""
-    import great_expectations as gx
-
-    _templates.install()
+    gx = great_expectations()
+    _templates.install(template_cache_dir)
     context = gx.get_context(mode="file", project_root_dir=var)
     site = {
         "class_name": "SiteBuilder",

@@ -2,7 +2,10 @@
 to staging; rows that fail go to quarantine with the rule and the field (never the value).
 
 GX runs with an ephemeral context inside the calling task (the GX Airflow provider does not
-install beside Airflow 3.3). Suites are GX suite JSON files in ``schemas/expectations``:
+install beside Airflow 3.3). A night step is a fresh process, so what the gate pays once per
+process is most of a small incremental night's cost: GX is imported through
+``gx_loader`` (without the libraries no suite of ours uses), and each source's context and
+validation definition are built once per process and reused by its later batches. Suites are GX suite JSON files in ``schemas/expectations``:
 ``canonical_person.json`` for every source, plus ``<suite>.json`` with one source layout's
 additions (the pipeline names it after the source's mapping file, so two sources that share
 a layout share its checks). The two are merged into one suite.
@@ -27,6 +30,7 @@ import pandas as pd
 
 from joinedup.paths import project_root
 from joinedup.quality.checks import add_check_columns
+from joinedup.quality.gx_loader import great_expectations
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 log = logging.getLogger(__name__)
@@ -159,15 +163,57 @@ def _counts_only(result: Any) -> Any:
     return result
 
 
+@dataclass
+class _Prepared:
+    """One source's validation definition, in an ephemeral GX context of its own, and the
+    merged suite it was built from."""
+
+    specs: list[dict[str, Any]]
+    context: Any
+    definition: Any
+
+
+_prepared: dict[tuple[str, str], _Prepared] = {}
+
+
+def _definition(gx: Any, source_system: str, suite_key: str, specs: list[dict[str, Any]]) -> _Prepared:
+    """The source's GX validation definition, built once per process: a night step validates
+    one source's batches, all against the same merged suite. Built anew (in a fresh context)
+    when the suite files have changed since."""
+    key = (source_system, suite_key)
+    ready = _prepared.get(key)
+    if ready is not None and ready.specs == specs:
+        return ready
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    source = context.data_sources.add_pandas(f"{source_system}_batch")
+    asset = source.add_dataframe_asset(source_system)
+    batch_def = asset.add_batch_definition_whole_dataframe("whole")
+    gx_suite = context.suites.add(_gx_suite(gx, f"{source_system}_suite", specs))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{source_system}_gate", data=batch_def, suite=gx_suite)
+    )
+    _prepared[key] = ready = _Prepared(specs, context, definition)
+    return ready
+
+
+def _forget_results(context: Any) -> None:
+    """Empty the ephemeral context's in-memory result store: it would otherwise keep every
+    batch's full result (with its unexpected values) for as long as the process lives."""
+    store = context.validation_results_store
+    for key in store.list_keys():
+        store.remove_key(key)
+
+
 def validate_batch(frame: pd.DataFrame, source_system: str, *, suite: str | None = None,
                    run_name: str | None = None) -> GateResult:
     """Run the merged suites over ``frame`` (canonical columns + ``mapping_issues``).
 
     ``suite``: the per-source suite's name (default: ``source_system``); ``run_name``: how
-    the validation is labelled in Data Docs (say the landed batch's run id)."""
-    import great_expectations as gx
-    from great_expectations.core.run_identifier import RunIdentifier
+    the validation is labelled in Data Docs (say the landed batch's run id).
 
+    GX is imported once per process (``gx_loader``) and the source's validation definition is
+    built once per process; every expectation of the merged suite runs on every batch."""
     checked = add_check_columns(frame).reset_index(drop=True)
     specs = merged_expectations(source_system, suite)
     suite_name = f"{source_system}_suite"
@@ -175,20 +221,18 @@ def validate_batch(frame: pd.DataFrame, source_system: str, *, suite: str | None
     batch_failures: list[BatchRuleFailure] = []
     validation = None
     if len(checked):
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = {"globally": False}
-        source = context.data_sources.add_pandas(f"{source_system}_batch")
-        asset = source.add_dataframe_asset(source_system)
-        batch_def = asset.add_batch_definition_whole_dataframe("whole")
-        gx_suite = context.suites.add(_gx_suite(gx, suite_name, specs))
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{source_system}_gate", data=batch_def, suite=gx_suite)
-        )
-        result = definition.run(
-            batch_parameters={"dataframe": checked},
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": []},
-            run_id=RunIdentifier(run_name=run_name) if run_name else None,
-        )
+        gx = great_expectations()
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        prepared = _definition(gx, source_system, suite or source_system, specs)
+        try:
+            result = prepared.definition.run(
+                batch_parameters={"dataframe": checked},
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": []},
+                run_id=RunIdentifier(run_name=run_name) if run_name else None,
+            )
+        finally:
+            _forget_results(prepared.context)
         for res in result.results:
             meta = res.expectation_config.meta or {}
             column = res.expectation_config.kwargs.get("column")

@@ -1,0 +1,128 @@
+"""What keeps the gate's fixed cost per batch down, without weakening it: GX imported with
+Altair and SciPy's statistics lazy (still usable), one validation definition per source and
+process (rebuilt when the suite changes; every rule still runs on every batch; no batch's
+values kept in memory), and the Data Docs templates compiled once for every later process."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.unit.test_quality_gate import _housing_batch, _tenant
+
+REPO = Path(__file__).resolve().parents[2]
+
+_LAZY_PROBE = """
+import sys
+from joinedup.quality.gx_loader import great_expectations
+
+gx = great_expectations()
+assert gx.__name__ == "great_expectations" and hasattr(gx, "ValidationDefinition")
+lazy = {name: type(sys.modules[name]).__name__ for name in ("altair", "scipy.stats")}
+assert lazy == {"altair": "_LazyModule", "scipy.stats": "_LazyModule"}, lazy
+assert great_expectations() is gx
+# A lazy module is the real one the moment it is used (a KL-divergence rule would use both).
+from scipy import stats
+assert abs(stats.norm.cdf(0.0) - 0.5) < 1e-12
+import altair
+assert altair.Chart is not None and type(sys.modules["altair"]).__name__ == "module"
+print("ok")
+"""
+
+
+def test_gx_is_imported_with_altair_and_scipy_stats_lazy_and_both_still_work(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"  # a file, not -c: pyspark's doctest guard exits a -c process
+    probe.write_text(_LAZY_PROBE, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_an_expectation_using_scipy_still_runs_after_the_lazy_import(project: Path) -> None:
+    import pandas as pd
+
+    from joinedup.quality.gx_loader import great_expectations
+
+    gx = great_expectations()
+    context = gx.get_context(mode="ephemeral")
+    batch = context.data_sources.add_pandas("p").add_dataframe_asset("a").add_batch_definition_whole_dataframe("w")
+    suite = context.suites.add(gx.ExpectationSuite(name="kl"))
+    suite.add_expectation(gx.expectations.ExpectColumnKLDivergenceToBeLessThan(
+        column="x", partition_object={"values": [1, 2], "weights": [0.5, 0.5]}, threshold=0.1))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name="kl", data=batch, suite=suite))
+    result = definition.run(batch_parameters={"dataframe": pd.DataFrame({"x": [1, 2, 1, 2]})})
+    assert result.results[0].exception_info.get("raised_exception") is False
+    assert result.success
+
+
+def _canonical(rows: list[dict]) -> object:
+    from joinedup.adapters.config import adapters_dir, load_source
+    from joinedup.mapping.engine import map_records
+    from joinedup.mapping.spec import load_mapping
+
+    config = load_source(adapters_dir() / "housing.yaml")
+    return map_records(rows, load_mapping(config.mapping_path()), "housing")
+
+
+def test_one_definition_per_source_and_process_still_checks_every_batch(project: Path) -> None:
+    from joinedup.quality import gate
+    from joinedup.quality.data_docs import publish
+
+    first = gate.validate_batch(_canonical(_housing_batch()), "housing", suite="housing", run_name="night-1")
+    prepared = gate._prepared[("housing", "housing")]
+    publish(first.validation, "housing", "night-1")  # a file-backed GX context now exists in this process
+    clean = [_tenant(i) for i in range(1, 6)]
+    clean[2]["NINumber"] = "QQ123456C"
+    second = gate.validate_batch(_canonical(clean), "housing", suite="housing", run_name="night-2")
+    assert gate._prepared[("housing", "housing")] is prepared  # built once
+    assert second.by_rule == {"ni_number_valid": 1} and second.failed_positions == [2]
+    assert len(second.validation.results) == len(first.validation.results) == len(gate.merged_expectations("housing", "housing"))
+    # No batch's full result (values included) is kept by the reused context, nor stored on disk.
+    assert prepared.context.validation_results_store.list_keys() == []
+    stored = [p.read_text(encoding="utf-8") for p in (project / "var" / "gx").rglob("*.json")]
+    assert stored and not any("QQ123456C" in text or "XYZ" in text for text in stored)
+
+
+def test_a_changed_suite_file_gets_a_new_definition(project: Path) -> None:
+    from joinedup.quality import gate
+
+    gate.validate_batch(_canonical([_tenant(1)]), "housing", suite="housing")
+    before = gate._prepared[("housing", "housing")]
+    path = project / "schemas" / "expectations" / "housing.json"
+    suite = json.loads(path.read_text(encoding="utf-8"))
+    suite["expectations"].append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "email"},
+                                  "meta": {"rule": "housing_email_required", "field": "email", "why": "test"}})
+    path.write_text(json.dumps(suite), encoding="utf-8")
+    gate._suite_expectations.cache_clear()
+    result = gate.validate_batch(_canonical([_tenant(1)]), "housing", suite="housing")
+    assert gate._prepared[("housing", "housing")] is not before
+    assert result.by_rule == {"housing_email_required": 1}
+
+
+def test_compiled_templates_are_reused_by_a_later_process_and_a_bad_file_is_ignored(tmp_path: Path) -> None:
+    import jinja2
+
+    from joinedup.quality.data_docs import _template_bytecode
+
+    compiled: list[str] = []
+
+    class Counting(jinja2.Environment):
+        def _compile(self, source: str, filename: str) -> object:
+            compiled.append(filename)
+            return super()._compile(source, filename)
+
+    folder = tmp_path / "cache"
+    loader = jinja2.DictLoader({"page.html": "<p>{{ rows }} rows</p>"})
+    first = Counting(loader=loader, bytecode_cache=_template_bytecode(lambda: folder))
+    assert first.get_template("page.html").render(rows=3) == "<p>3 rows</p>"
+    assert len(compiled) == 1 and len(list(folder.glob("*.jinja"))) == 1
+    # A new cache (as in the next night step's process) loads it from disk: no compilation.
+    later = Counting(loader=loader, bytecode_cache=_template_bytecode(lambda: folder))
+    assert later.get_template("page.html").render(rows=4) == "<p>4 rows</p>"
+    assert len(compiled) == 1
+    # A damaged file costs a compilation, never a failed page.
+    for path in folder.glob("*.jinja"):
+        path.write_bytes(b"not bytecode")
+    damaged = Counting(loader=loader, bytecode_cache=_template_bytecode(lambda: folder))
+    assert damaged.get_template("page.html").render(rows=5) == "<p>5 rows</p>"
+    assert len(compiled) == 2
