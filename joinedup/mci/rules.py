@@ -30,6 +30,13 @@ RULES: tuple[Rule, ...] = (
          ("given_name_std", "family_name_std", "dob", "postcode"), "link", 0.99),
     Rule("name_dob_uprn", "same given and family name, date of birth and property (UPRN)",
          ("given_name_std", "family_name_std", "dob", "uprn"), "link", 0.99),
+    # Family name changed (marriage) or mistyped, everything else the same: one home (a
+    # postcode and house, or a UPRN), one given name, one birth date. Household members
+    # differ in given name and birth date, twins in given name: neither fires this.
+    Rule("given_name_dob_address", "same given name, date of birth and address (postcode and house)",
+         ("given_name_std", "dob", "address_key"), "link", 0.98),
+    Rule("given_name_dob_uprn", "same given name, date of birth and property (UPRN)",
+         ("given_name_std", "dob", "uprn"), "link", 0.98),
     Rule("ni_and_family_name", "same valid NI number and family name, date of birth differs or is missing",
          ("ni_key", "family_name_std"), "review", 0.9),
     Rule("family_name_and_dob", "same family name and date of birth, other details differ",

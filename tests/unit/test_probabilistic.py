@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from joinedup.mci import model_settings
+from joinedup.mci.thresholds import MatchThresholds
 from joinedup.mci.probabilistic import (
     FeatureFrameError,
     ModelFileError,
@@ -324,6 +325,43 @@ def test_every_pair_in_a_household_of_four_scores_low(
     assert first.loc["residence", "level"].startswith("Same property")
     assert first.loc["residence", "match_weight"] == pytest.approx(4.0)
     assert first.loc["phone", "match_weight"] == pytest.approx(3.0)
+
+
+def test_namesakes_sharing_an_email_made_of_their_name_score_low(
+    model: TrainedModel, features: pd.DataFrame
+) -> None:
+    """Two Siobhan Kellys, born years apart, living apart, both on file as
+    siobhan.kelly@...: the address is spelled from the name they share, so it adds only
+    the fixed few bits and does not link them (at 100,000 residents such pairs were most
+    of the false merges). An address NOT made of the name keeps its trained, strong weight."""
+    namesakes = pd.DataFrame([
+        feature_row(200_001, "Siobhan", "Kelly", "1971-07-11", sex="F",
+                    postcode="NP18 4HN", address_key="2 RIVER VIEW", uprn="30001",
+                    email="SIOBHAN.KELLY@GMAIL.COM"),
+        feature_row(200_002, "Siobhan", "Kelly", "1965-02-22", sex="F",
+                    postcode="NP10 0DA", address_key="9 HILL STREET", uprn="30002",
+                    email="SIOBHAN.KELLY@GMAIL.COM", source_system="revenues"),
+        feature_row(200_003, "Siobhan", "Kelly", "1971-07-11", sex="F",
+                    postcode="NP18 4HN", address_key="2 RIVER VIEW", uprn="30001",
+                    email="SK_4821@GMAIL.COM"),
+        feature_row(200_004, "Siobhan", "Kelly", "1965-02-22", sex="F",
+                    postcode="NP10 0DA", address_key="9 HILL STREET", uprn="30002",
+                    email="SK_4821@GMAIL.COM", source_system="revenues"),
+    ])
+    scored = score_pairs_with_report(
+        model,
+        pd.concat([features, namesakes], ignore_index=True),
+        threshold_weight=None,
+        explicit_pairs=[(200_001, 200_002), (200_003, 200_004)],
+    ).pairs
+    name_made = explain_pair(model, _pair(scored, 200_001, 200_002)).set_index("field")
+    other = explain_pair(model, _pair(scored, 200_003, 200_004)).set_index("field")
+    assert name_made.loc["email", "level"].startswith("Same email, spelled from")
+    assert name_made.loc["email", "match_weight"] == pytest.approx(4.0)
+    # Below the review line: not linked, not even put to a steward.
+    assert _pair(scored, 200_001, 200_002).match_weight < MatchThresholds().review_weight
+    assert other.loc["email", "level"] == "Exact match on email_std"
+    assert other.loc["email", "match_weight"] > name_made.loc["email", "match_weight"] + 4
 
 
 def test_household_parameters_are_fixed_not_learnt(model: TrainedModel) -> None:

@@ -68,3 +68,22 @@ def test_candidate_pairs_link_the_sure_case_and_block_the_twin() -> None:
     assert pairs.loc[(1, 2), "outcome"] == "link" and pairs.loc[(1, 2), "rule"] == "ni_and_dob"
     assert pairs.loc[(1, 3), "outcome"] == "blocked"
     assert pairs.loc[(2, 3), "outcome"] == "blocked"
+
+
+def test_a_new_family_name_at_the_same_home_and_birth_date_links() -> None:
+    """Married (or mistyped) surname, same given name, birth date and home: one woman. Her
+    mother at that home (another birth date) and her twin sister (another given name) are
+    not linked by the rule."""
+    frame = pd.DataFrame([
+        {**HOME, "given_name": "Carys", "record_id": 1},
+        {**HOME, "given_name": "Carys", "family_name": "Pritchard", "uprn": None, "record_id": 2},
+        {**HOME, "given_name": "Carys", "family_name": "Pritchard", "postcode": None,
+         "address_line_1": None, "record_id": 3},
+        {**HOME, "given_name": "Carys", "date_of_birth": "1962-09-14", "record_id": 4},
+        {**HOME, "given_name": "Megan", "family_name": "Pritchard", "record_id": 5},
+    ])
+    pairs = candidate_pairs(standardise(frame), {1, 2, 3, 4, 5}).set_index(["record_id_l", "record_id_r"])
+    assert pairs.loc[(1, 2), "outcome"] == "link" and pairs.loc[(1, 2), "rule"] == "given_name_dob_address"
+    assert pairs.loc[(1, 3), "outcome"] == "link" and pairs.loc[(1, 3), "rule"] == "given_name_dob_uprn"
+    links = pairs[pairs.outcome == "link"].index
+    assert not any(4 in pair or 5 in pair for pair in links)
