@@ -8,30 +8,37 @@ the search-key index in indexed SQL, bounded twice: at most ``ROWS_PER_KEY`` ind
 key and ``CANDIDATE_CAP`` persons, those sharing the most keys with the query first. Each
 candidate's source records are then compared field by field in Python with the levels of the
 match model (exact, nickname, sounds alike, day and month transposed, same postcode, ...).
-When a trained model exists, each level's weight is the model's own (log2 m/u); otherwise the
-defaults below, which are a trained model's values rounded. A person's score is their best
-record's total.
+Candidates' features come from ``comparison_features`` (only the columns a search compares),
+and the retrieval statement is plain SQL built once per number of keys: building either
+anew per request was most of a search's cost. When a trained model exists, each level's
+weight is the model's own (log2 m/u); otherwise the defaults below, which are a trained
+model's values rounded. A person's score is their best record's total.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jellyfish
-from sqlalchemy import func, select, union_all
+from sqlalchemy import select, text
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.orm import Session
 
 from joinedup.api.models import PersonSearchKey
-from joinedup.api.record_features import record_features
+from joinedup.api.record_features import comparison_features, record_features
 from joinedup.api.search_keys import feature_keys
 from joinedup.dates import parse_date, transposed
 from joinedup.mci.store import Person, SourceRecord
 
 DOB_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %m %Y", "%d/%m/%y", "%Y%m%d")
-CANDIDATE_CAP = 100   # persons scored per search, those sharing the most keys first
+# persons scored per search, those sharing the most keys first. 50, not 100: scoring is most
+# of a search's cost, and on a 100,000-record index the true person was in the top 3 for
+# 300 of 300 noisy queries with either (benchmarks/api_bench.py reports the top-3 rate too)
+CANDIDATE_CAP = 50
 ROWS_PER_KEY = 2_000  # index rows read per key: a very common key cannot flood the search
 
 # (comparison, level label) -> weight in bits; labels are the match model's own
@@ -227,6 +234,21 @@ def _probability(bits: float, prior: float) -> float:
     return 2.0 ** total / (1.0 + 2.0 ** total)
 
 
+TABLE = PersonSearchKey.__tablename__
+
+
+@lru_cache(maxsize=128)
+def _retrieve_sql(n_keys: int, socialcare: bool) -> TextClause:
+    """The retrieval statement for ``n_keys`` keys, built once per shape (constructing it
+    with the expression language cost more than running it)."""
+    only_open = "" if socialcare else " AND restricted = :open"
+    per_key = " UNION ALL ".join(
+        f"SELECT master_id FROM (SELECT master_id FROM {TABLE} WHERE key = :k{i}{only_open} "
+        f"LIMIT :per_key) AS key{i}" for i in range(n_keys))
+    return text(f"SELECT master_id, count(*) AS hits FROM ({per_key}) AS hits "
+                "GROUP BY master_id ORDER BY hits DESC, master_id LIMIT :cap")
+
+
 def retrieve(session: Session, keys: set[str], socialcare: bool, cap: int = CANDIDATE_CAP,
              rows_per_key: int = ROWS_PER_KEY) -> list[str]:
     """Master IDs sharing the most keys with the query, at most ``cap``.
@@ -236,16 +258,22 @@ def retrieve(session: Session, keys: set[str], socialcare: bool, cap: int = CAND
     persons are counted by the keys they share."""
     if not keys:
         return []
-    per_key = []
-    for key in sorted(keys):
-        one = select(PersonSearchKey.master_id).where(PersonSearchKey.key == key)
-        if not socialcare:
-            one = one.where(PersonSearchKey.restricted.is_(False))
-        per_key.append(select(one.limit(rows_per_key).subquery().c.master_id))
-    hits = union_all(*per_key).subquery()
-    query = (select(hits.c.master_id, func.count().label("hits")).group_by(hits.c.master_id)
-             .order_by(func.count().desc(), hits.c.master_id).limit(cap))
-    return [row.master_id for row in session.execute(query)]
+    ordered = sorted(keys)
+    params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(ordered)}
+    params.update(per_key=rows_per_key, cap=cap)
+    if not socialcare:
+        params["open"] = False
+    return [row.master_id for row in session.execute(_retrieve_sql(len(ordered), socialcare), params)]
+
+
+def _candidate_records(session: Session, ids: list[str], socialcare: bool) -> list[Any]:
+    """(id, master_id, record) of the candidates' source records the caller may see."""
+    query = (select(SourceRecord.id, SourceRecord.master_id, SourceRecord.record)
+             .join(Person, Person.master_id == SourceRecord.master_id)
+             .where(SourceRecord.master_id.in_(ids), Person.status == "active"))
+    if not socialcare:
+        query = query.where(SourceRecord.special_category.is_(False))
+    return session.execute(query).all()
 
 
 def search(session: Session, query: dict[str, Any], weights: Weights, *, socialcare: bool,
@@ -255,14 +283,10 @@ def search(session: Session, query: dict[str, Any], weights: Weights, *, socialc
     ids = retrieve(session, query_keys(q), socialcare)
     if not ids:
         return []
-    rows = session.execute(
-        select(SourceRecord.id, SourceRecord.master_id, SourceRecord.special_category, SourceRecord.record)
-        .join(Person, Person.master_id == SourceRecord.master_id)
-        .where(SourceRecord.master_id.in_(ids), Person.status == "active")).all()
-    rows = [r for r in rows if socialcare or not r.special_category]
+    rows = _candidate_records(session, ids, socialcare)
     if not rows:
         return []
-    feats = [record_features(r.record or {}, r.id) for r in rows]
+    feats = [comparison_features(r.record or {}, r.id) for r in rows]
     best: dict[str, tuple[float, list[tuple[str, str]]]] = {}
     for r, f in zip(rows, feats):
         levels = compare(q, f)

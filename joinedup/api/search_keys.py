@@ -10,55 +10,113 @@ matcher's own features), so the API finds what the matcher would compare:
 Keys that only a special-category record gives are marked ``restricted``.
 ``refresh_search_keys`` must run for every master ID a merge touched (created, linked,
 merged, split, golden changed); ``build_search_keys`` rebuilds the lot.
+
+Why it is written set-based: the night's merge calls ``refresh_search_keys`` for every
+person it touched, which on a full build of a large council is every person (a million and
+more). So the work goes in batches of ``BATCH_PERSONS`` persons: one chunked DELETE, one
+chunked SELECT of plain rows (no ORM objects), ``standardise`` once over the batch's frame,
+and one executemany INSERT of the keys. Memory is bounded by the batch, whatever the size
+of the council; ``build_search_keys`` reads the persons in master-ID ranges (keyset pages),
+never the whole table.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from joinedup.api.models import PersonSearchKey
 from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, SourceRecord
+from joinedup.names import soundex
 
-CHUNK = 500
+CHUNK = 500              # values per SQL IN (...) list: under SQLite's variable limit
+BATCH_PERSONS = 5_000    # persons standardised and written together (bounds memory)
+WRITE_CHUNK = 10_000     # key rows per executemany
+MAX_KEY_LENGTH = 200     # the column's width; a longer key (a very long e-mail) is not indexed
+
+# the feature columns the keys are made of
+KEY_COLUMNS = ("family_name_phonetic", "family_name_parts", "given_name_roots", "dob_year",
+               "postcode_outward", "dob", "postcode", "ni_key", "email_std", "phone_std")
+EXACT_KEYS = (("dob", "dob"), ("pc", "postcode"), ("ni", "ni_key"), ("em", "email_std"), ("ph", "phone_std"))
+
+
+def _present(value: Any) -> bool:
+    """A feature value that gives a key (frames mark missing as None or NaN)."""
+    return value is not None and value == value and value != ""
 
 
 def feature_keys(row: dict[str, Any]) -> set[str]:
     """Search keys of one standardised record (a row of ``standardise``)."""
     keys: set[str] = set()
     sounds = set()
-    if row.get("family_name_phonetic"):
+    if _present(row.get("family_name_phonetic")):
         sounds.add(row["family_name_phonetic"])
-    from joinedup.names import soundex
-
-    for part in (row.get("family_name_parts") or "").split("|"):
+    parts = row.get("family_name_parts")
+    for part in (parts if _present(parts) else "").split("|"):
         code = soundex(part) if part else None
         if code:
             sounds.add(code)
-    roots = [r for r in (row.get("given_name_roots") or "").split("|") if r]
+    roots_text = row.get("given_name_roots")
+    roots = [r for r in (roots_text if _present(roots_text) else "").split("|") if r]
     year = row.get("dob_year")
+    outward = row.get("postcode_outward")
     for s in sounds:
         keys.update(f"nr:{s}|{r}" for r in roots)
-        if year:
+        if _present(year):
             keys.add(f"ny:{s}|{int(year)}")
-        if row.get("postcode_outward"):
-            keys.add(f"np:{s}|{row['postcode_outward']}")
-    for kind, col in (("dob", "dob"), ("pc", "postcode"), ("ni", "ni_key"), ("em", "email_std"),
-                      ("ph", "phone_std")):
-        if row.get(col):
+        if _present(outward):
+            keys.add(f"np:{s}|{outward}")
+    for kind, col in EXACT_KEYS:
+        if _present(row.get(col)):
             keys.add(f"{kind}:{row[col]}")
-    return {k for k in keys if len(k) <= 200}
+    return {k for k in keys if len(k) <= MAX_KEY_LENGTH}
 
 
-def _features(records: list[tuple[int, dict[str, Any]]]) -> pd.DataFrame:
-    frame = pd.DataFrame([{**rec, "record_id": rid} for rid, rec in records])
-    if frame.empty:
-        return frame
-    return standardise(frame)
+def key_rows(records: Sequence[tuple[int, str, bool, dict[str, Any] | None]]) -> list[dict[str, Any]]:
+    """The index rows of these persons from their source records
+    ``(record id, master_id, special_category, canonical record)``: every person's keys once,
+    ``restricted`` when no open (non-special) record of that person gives the key.
+
+    All the records of a person must be in ``records`` (the restriction is per person)."""
+    if not records:
+        return []
+    frame = pd.DataFrame([{**(rec or {}), "record_id": rid} for rid, _, _, rec in records])
+    features = standardise(frame)
+    columns = [features[c].tolist() for c in KEY_COLUMNS]
+    open_keys: dict[str, set[str]] = {}
+    special_keys: dict[str, set[str]] = {}
+    for (_, master_id, special, _), values in zip(records, zip(*columns)):
+        target = special_keys if special else open_keys
+        target.setdefault(master_id, set()).update(feature_keys(dict(zip(KEY_COLUMNS, values))))
+    rows: list[dict[str, Any]] = []
+    for master_id in sorted(set(open_keys) | set(special_keys)):
+        visible = open_keys.get(master_id, set())
+        rows += [{"master_id": master_id, "key": k, "restricted": False} for k in sorted(visible)]
+        rows += [{"master_id": master_id, "key": k, "restricted": True}
+                 for k in sorted(special_keys.get(master_id, set()) - visible)]
+    return rows
+
+
+def _records_of(session: Session, master_ids: Sequence[str]) -> list[tuple[int, str, bool, dict | None]]:
+    """The source records of these persons while active (plain rows, IN lists of ``CHUNK``)."""
+    out: list[tuple[int, str, bool, dict | None]] = []
+    for start in range(0, len(master_ids), CHUNK):
+        chunk = master_ids[start:start + CHUNK]
+        out += [tuple(r) for r in session.execute(
+            select(SourceRecord.id, SourceRecord.master_id, SourceRecord.special_category, SourceRecord.record)
+            .join(Person, Person.master_id == SourceRecord.master_id)
+            .where(SourceRecord.master_id.in_(chunk), Person.status == "active"))]
+    return out
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    table = PersonSearchKey.__table__
+    for start in range(0, len(rows), WRITE_CHUNK):
+        session.execute(table.insert(), rows[start:start + WRITE_CHUNK])
 
 
 def refresh_search_keys(session: Session, master_ids: Iterable[str]) -> int:
@@ -66,39 +124,50 @@ def refresh_search_keys(session: Session, master_ids: Iterable[str]) -> int:
     to the caller's transaction and returns the number of keys written."""
     ids = sorted({m for m in master_ids if m})
     written = 0
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        session.execute(delete(PersonSearchKey).where(PersonSearchKey.master_id.in_(chunk)))
-        rows = session.execute(
-            select(SourceRecord.id, SourceRecord.master_id, SourceRecord.special_category, SourceRecord.record)
-            .join(Person, Person.master_id == SourceRecord.master_id)
-            .where(SourceRecord.master_id.in_(chunk), Person.status == "active")).all()
-        if not rows:
-            continue
-        feats = _features([(r.id, r.record or {}) for r in rows]).to_dict("records")
-        open_keys: dict[str, set[str]] = {}
-        special_keys: dict[str, set[str]] = {}
-        for r, f in zip(rows, feats):
-            target = special_keys if r.special_category else open_keys
-            target.setdefault(r.master_id, set()).update(feature_keys(f))
-        objs = []
-        for mid in set(open_keys) | set(special_keys):
-            visible = open_keys.get(mid, set())
-            objs += [PersonSearchKey(master_id=mid, key=k, restricted=False) for k in visible]
-            objs += [PersonSearchKey(master_id=mid, key=k, restricted=True)
-                     for k in special_keys.get(mid, set()) - visible]
-        session.add_all(objs)
-        written += len(objs)
-    session.flush()
+    session.flush()  # the caller's pending links and statuses are what the keys must show
+    table = PersonSearchKey.__table__
+    for batch_start in range(0, len(ids), BATCH_PERSONS):
+        batch = ids[batch_start:batch_start + BATCH_PERSONS]
+        for start in range(0, len(batch), CHUNK):
+            session.execute(delete(table).where(table.c.master_id.in_(batch[start:start + CHUNK])))
+        rows = key_rows(_records_of(session, batch))
+        _insert(session, rows)
+        written += len(rows)
     return written
 
 
+def _active_pages(session: Session, size: int) -> Iterator[tuple[str, str]]:
+    """(first, last) master ID of each page of ``size`` active persons, in master-ID order
+    (keyset paging: each page is one indexed range read)."""
+    last: str | None = None
+    while True:
+        query = select(Person.master_id).where(Person.status == "active").order_by(Person.master_id).limit(size)
+        if last is not None:
+            query = query.where(Person.master_id > last)
+        page = list(session.scalars(query))
+        if not page:
+            return
+        yield page[0], page[-1]
+        last = page[-1]
+
+
 def build_search_keys(session: Session) -> int:
-    """Rebuild the whole index (start-up of an empty index, or `joinedup api reindex`)."""
-    session.execute(delete(PersonSearchKey))
-    ids = list(session.scalars(select(Person.master_id).where(Person.status == "active").order_by(Person.master_id)))
-    return refresh_search_keys(session, ids)
+    """Rebuild the whole index (start-up of an empty index, or `joinedup api reindex`), a
+    page of ``BATCH_PERSONS`` active persons at a time."""
+    session.flush()
+    session.execute(delete(PersonSearchKey.__table__))
+    written = 0
+    for first, last in _active_pages(session, BATCH_PERSONS):
+        records = [tuple(r) for r in session.execute(
+            select(SourceRecord.id, SourceRecord.master_id, SourceRecord.special_category, SourceRecord.record)
+            .join(Person, Person.master_id == SourceRecord.master_id)
+            .where(SourceRecord.master_id >= first, SourceRecord.master_id <= last, Person.status == "active"))]
+        rows = key_rows(records)
+        _insert(session, rows)
+        written += len(rows)
+    return written
 
 
 def index_is_empty(session: Session) -> bool:
-    return not session.scalar(select(func.count()).select_from(PersonSearchKey))
+    """True when no key is stored (one row read, not a count of millions)."""
+    return session.scalar(select(PersonSearchKey.id).limit(1)) is None

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from joinedup.api.record_features import record_features
+from joinedup.api.record_features import comparison_features, record_features
 from joinedup.mci.standardise import FEATURE_COLUMNS, standardise
 
 GIVEN = ["William", "Bill", "BILL", "Siôn", "Dai", "Dafydd", "Gwenllïan", "Zoë", "Jean-Paul", "Mary Ann", "J",
@@ -67,6 +67,16 @@ def test_same_features_as_the_matchers_standardise(record: dict[str, Any]) -> No
     assert list(ours) == list(FEATURE_COLUMNS)
     for column in FEATURE_COLUMNS:
         assert (ours[column], type(ours[column])) == (theirs[column], type(theirs[column])), column
+
+
+@given(record=RECORDS)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_searchs_lean_features_are_the_full_features_columns(record: dict[str, Any]) -> None:
+    """A search scores candidates with ``comparison_features``: the same values, fewer columns."""
+    lean = comparison_features(record, record_id=7)
+    full = record_features(record, record_id=7)
+    assert {"given_name_std", "family_name_phonetic", "dob", "ni_key", "postcode", "email_std", "phone_std"} <= set(lean)
+    assert lean == {column: full[column] for column in lean}
 
 
 def test_bill_smyth_gives_the_keys_that_find_william_smith() -> None:
