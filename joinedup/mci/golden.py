@@ -45,18 +45,45 @@ def _trust_rank(order: list[str], system: str) -> int:
     return order.index(system) if system in order else len(order)
 
 
-def golden_record(records: list[dict[str, Any]], rules: Survivorship | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """(golden values, field -> 'source_system/source_key' it came from)."""
+FieldPlan = tuple[str, RuleName, dict[str, int], int]
+
+
+def field_plan(rules: Survivorship | None = None) -> list[FieldPlan]:
+    """Each identity field with its rule and trust ranking, worked out once: a night refreshes
+    hundreds of thousands of golden records with the same rules (pass the plan to
+    :func:`golden_record`)."""
     rules = rules or survivorship()
+    plan: list[FieldPlan] = []
+    for name in identity_fields():
+        rule, order = rules.for_field(name)
+        plan.append((name, rule, {system: i for i, system in reversed(list(enumerate(order)))}, len(order)))
+    return plan
+
+
+def golden_record(records: list[dict[str, Any]], rules: Survivorship | None = None, *,
+                  plan: list[FieldPlan] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(golden values, field -> 'source_system/source_key' it came from).
+
+    ``plan`` (from :func:`field_plan`) saves re-reading the rules for each person. A person
+    with one record takes every value of it: each rule picks the only candidate."""
+    plan = plan or field_plan(rules)
     golden: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for name in identity_fields():
+    if len(records) == 1:
+        only = records[0]
+        where = None
+        for name, _rule, _ranks, _unranked in plan:
+            value = only.get(name)
+            if value not in (None, ""):
+                golden[name] = value
+                sources[name] = where = where or f"{only['source_system']}/{only['source_key']}"
+        return golden, sources
+    for name, rule, ranks, unranked in plan:
         candidates = [r for r in records if r.get(name) not in (None, "")]
         if not candidates:
             continue
-        rule, order = rules.for_field(name)
         recency = lambda r: r.get("updated_at") or ""  # noqa: E731
-        trust = lambda r: _trust_rank(order, r["source_system"])  # noqa: E731
+        trust = lambda r: ranks.get(r["source_system"], unranked)  # noqa: E731
         if rule == "trust":
             best = min(candidates, key=lambda r: (trust(r), _neg(recency(r))))
         elif rule == "most_recent":

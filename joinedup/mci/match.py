@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
-from joinedup.mci.golden import golden_record
+from joinedup.mci.golden import field_plan, golden_record
 from joinedup.mci.rules import candidate_pairs, conflict
 from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, PersonEvent, ReviewPair, SourceRecord, StewardDecision
@@ -172,9 +172,7 @@ def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: Matc
         scored = score_pairs(model, features, new_ids=None if everyone else pending_ids,
                              threshold_weight=thresholds.review_weight,
                              blocked_pairs=blocked_pairs, term_frequencies=term_frequencies)
-        rows = features.set_index("record_id", drop=False)
-        ids = sorted(set(scored.record_id_l) | set(scored.record_id_r))
-        by_id = rows.loc[ids].to_dict("index") if ids else {}
+        by_id = FeatureRows(features)  # a row's dict only for the pairs the constraints check
         for row in scored.to_dict("records"):
             key = (int(row["record_id_l"]), int(row["record_id_r"]))
             weight = float(row["match_weight"])
@@ -241,16 +239,77 @@ WRITE_CHUNK = 5000
 PATHS = ("auto", "full", "incremental")
 
 
-def _load_frame(session: Session, record_ids: list[int] | None = None) -> pd.DataFrame:
-    """Canonical records (with record_id) of these source records, or of all of them."""
+#: Records read and standardised at a time when the whole index is matched: the canonical
+#: records of a million-record index never sit in memory at once, only their features.
+FULL_LOAD_CHUNK = 100_000
+
+
+def _load_frame(session: Session, record_ids: list[int] | None = None, *, after: int | None = None,
+                limit: int | None = None) -> pd.DataFrame:
+    """Canonical records (with record_id) of these source records, or of all of them (or,
+    with ``limit``, of the next ``limit`` records by id after ``after``)."""
     if record_ids is None:
-        rows = session.execute(select(SourceRecord.id, SourceRecord.record)).all()
+        query = select(SourceRecord.id, SourceRecord.record).order_by(SourceRecord.id)
+        if after is not None:
+            query = query.where(SourceRecord.id > after)
+        rows = session.execute(query.limit(limit) if limit else query).all()
     else:
         rows = []
         for start in range(0, len(record_ids), CHUNK):
             chunk = record_ids[start : start + CHUNK]
             rows += session.execute(select(SourceRecord.id, SourceRecord.record).where(SourceRecord.id.in_(chunk))).all()
     return pd.DataFrame([{**rec, "record_id": rid} for rid, rec in rows])
+
+
+def _standardised_index(session: Session) -> pd.DataFrame:
+    """The match features of every source record, in record id order: read and standardised
+    ``FULL_LOAD_CHUNK`` records at a time (standardising is per record, so the features are
+    the same as from one frame of the whole index)."""
+    parts: list[pd.DataFrame] = []
+    after: int | None = None
+    while True:
+        records = _load_frame(session, after=after, limit=FULL_LOAD_CHUNK)
+        if records.empty:
+            break
+        parts.append(standardise(records))
+        after = int(records["record_id"].iloc[-1])
+        del records
+    if not parts:
+        return standardise(pd.DataFrame({"record_id": pd.Series([], dtype="int64")}))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+class FeatureRows(Mapping[int, dict[str, Any]]):
+    """record id -> its features as a dict, made when asked for (and the most recent kept):
+    the cluster guard looks at the records its links join, and a dict per record of a
+    million-record index would cost gigabytes. Values as ``DataFrame.to_dict('index')``
+    gives them (numpy scalars as Python ones)."""
+
+    def __init__(self, features: pd.DataFrame, cache_size: int = 200_000) -> None:
+        self._columns = list(features.columns)
+        self._values = [features[c].tolist() for c in self._columns]
+        self._position = {int(rid): i for i, rid in enumerate(features["record_id"].tolist())}
+        self._cache: dict[int, dict[str, Any]] = {}
+        self._cache_size = cache_size
+
+    def __getitem__(self, record_id: int) -> dict[str, Any]:
+        row = self._cache.get(record_id)
+        if row is None:
+            i = self._position[record_id]  # KeyError for a record not in the frame
+            row = {c: values[i] for c, values in zip(self._columns, self._values)}
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[record_id] = row
+        return row
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._position
+
+    def __iter__(self):  # noqa: ANN204 - Mapping protocol
+        return iter(self._position)
+
+    def __len__(self) -> int:
+        return len(self._position)
 
 
 def run_match(session: Session, run_id: str, *, thresholds: MatchThresholds | None = None,
@@ -317,7 +376,19 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
 
     stored.ensure_tables(session)
     total = session.scalar(select(func.count()).select_from(SourceRecord)) or 0
-    current_model = model_store.current_model()
+    from joinedup.mci.probabilistic import ModelSpecOutdated
+
+    outdated: ModelSpecOutdated | None = None
+    try:
+        current_model = model_store.current_model()
+    except ModelSpecOutdated as exc:  # an upgrade changed the comparisons: choose_model retrains
+        current_model, outdated = None, exc
+
+    def load_current() -> tuple[Any, Path] | None:
+        if outdated is not None:
+            raise outdated
+        return current_model
+
     rules = list(current_model[0].blocking_rules) if current_model else list(DEFAULT_BLOCKING_RULES)
     cap = current_model[0].block_size_cap if current_model else DEFAULT_BLOCK_SIZE_CAP
     refresh = sorted(pending_ids | set(stored.stale_record_ids(session, rules)))
@@ -326,7 +397,7 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
 
     blocked_pairs = tf_tables = None
     if full:
-        features = standardise(_load_frame(session))
+        features = _standardised_index(session)
         _refresh_stored_features(session, refresh, rules, frame=features)
         current = dict(session.execute(select(SourceRecord.id, SourceRecord.master_id)).all())
         training_features: Any = features
@@ -340,7 +411,7 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
         result.candidates = len(found.record_ids) - len(pending_ids)
         training_features = lambda: stored.load_features(session)  # noqa: E731 - only if a model must be trained
 
-    choice = choose_model(training_features, thresholds, load_current=lambda: current_model,
+    choice = choose_model(training_features, thresholds, load_current=load_current,
                           save=model_store.save_model, n_records=total)
     model_file = str(choice.path) if choice.path else None
     result.mode = "rules+model" if choice.model is not None else "deterministic"
@@ -391,7 +462,7 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
         seqs[mid] = next_seq[0]
         return mid
 
-    features_by_id = features.set_index("record_id", drop=False).to_dict("index")
+    features_by_id = FeatureRows(features)
     plan = cluster_records(pending_ids, links, features_by_id, thresholds, current_master=current,
                            master_seq=seqs, cannot_link=cannot, expand=expand, new_master_id=new_master)
     result.refused_by_constraint = len(plan.refused)
@@ -402,10 +473,10 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
                 current: dict[int, str | None], pending_ids: set[int], result: MatchResult,
                 model_file: str | None) -> None:
     # Bulk statements, chunked: a first build writes a row per record and per person.
-    _bulk(session, insert(Person), [{"master_id": mid, "seq": int(mid[2:]), "created_run_id": run_id}
-                                     for mid in plan.new_masters])
-    _bulk(session, insert(PersonEvent), [{"master_id": mid, "kind": "created", "run_id": run_id,
-                                          "reason": "no existing person matched"} for mid in plan.new_masters])
+    _bulk(session, insert(Person.__table__), [{"master_id": mid, "seq": int(mid[2:]), "created_run_id": run_id}
+                                               for mid in plan.new_masters])
+    _bulk(session, insert(PersonEvent.__table__), [{"master_id": mid, "kind": "created", "run_id": run_id,
+                                                    "reason": "no existing person matched"} for mid in plan.new_masters])
     for absorbed, survivor in plan.merges:
         session.execute(update(Person).where(Person.master_id == absorbed).values(status="merged", merged_into=survivor))
         session.execute(update(SourceRecord).where(SourceRecord.master_id == absorbed).values(master_id=survivor))
@@ -429,15 +500,14 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
     for rid, mid in plan.assignments.items():
         rule, score, ev = linked_by.get(rid, ("new person", None, {"rule": "new person", "model_file": model_file}))
         if rid in pending_ids or current.get(rid) != mid:
-            record_rows.append({"id": rid, "master_id": mid, "match_status": "matched", "link_rule": rule[:80],
-                                "link_score": score})
+            record_rows.append({"b_id": rid, "b_master_id": mid, "b_rule": rule[:80], "b_score": score})
         if current.get(rid) != mid:
             event_rows.append({"master_id": mid, "kind": "linked", "source_record_id": rid, "run_id": run_id,
                                "reason": rule[:200], "evidence": ev})
             if rid in linked_by:
                 result.linked += 1
-    _bulk(session, update(SourceRecord), record_rows)
-    _bulk(session, insert(PersonEvent), event_rows)
+    _bulk(session, _RECORD_LINK_UPDATE, record_rows)
+    _bulk(session, insert(PersonEvent.__table__), event_rows)
     result.new_persons = len(plan.new_masters)
 
     existing_pairs = _review_pairs_among(session, set(decisions.record_id_l) | {min(a, b) for a, b in refused})
@@ -465,8 +535,17 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
     refresh_search_keys(session, {absorbed for absorbed, _ in plan.merges})  # merged away: keys dropped
 
 
+_records = SourceRecord.__table__
+#: A record's link, written by primary key (``b_id``): one executemany per chunk.
+_RECORD_LINK_UPDATE = (update(_records).where(_records.c.id == bindparam("b_id"))
+                       .values(master_id=bindparam("b_master_id"), match_status="matched",
+                               link_rule=bindparam("b_rule"), link_score=bindparam("b_score")))
+
+
 def _bulk(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
-    """One executemany per chunk (an ORM bulk UPDATE by primary key for ``update(Model)``)."""
+    """One executemany per chunk. Core table statements, not ORM bulk ones: the ORM splits a
+    batch wherever the next row's missing (None) values differ, which at a first build meant
+    one statement every few rows."""
     for start in range(0, len(rows), WRITE_CHUNK):
         session.execute(statement, rows[start : start + WRITE_CHUNK])
 
@@ -481,24 +560,63 @@ def _review_pairs_among(session: Session, left_ids: set[int]) -> set[tuple[int, 
     return out
 
 
+#: Persons per read of the golden refresh: one select of their records, one executemany of
+#: the changed golden records (a 1,000,000-record first build writes every person).
+GOLDEN_CHUNK = 2000
+
+
 def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:
-    """Recompute the golden record of each person; an event where it changed."""
-    changed = 0
-    records: dict[str, list[dict]] = defaultdict(list)
-    ids = sorted(master_ids)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for mid, rec in session.execute(select(SourceRecord.master_id, SourceRecord.record).where(SourceRecord.master_id.in_(chunk))):
-            records[mid].append(rec)
-        for person in session.scalars(select(Person).where(Person.master_id.in_(chunk))):
-            golden, sources = golden_record(records[person.master_id])
-            if golden != person.golden or sources != person.golden_sources:
-                if person.golden:
-                    session.add(PersonEvent(master_id=person.master_id, kind="golden_changed", run_id=run_id,
-                                            evidence={"fields": sorted(k for k in golden if golden.get(k) != person.golden.get(k))}))
-                person.golden, person.golden_sources = golden, sources
-                changed += 1
+    """Recompute the golden record of each person; an event where it changed. Returns how
+    many changed.
+
+    Set-based, for a first build of a million records as much as for a steward's one merge:
+    per chunk of persons one Core select of their records (ordered by master ID, then record
+    id: the order survivorship's ties are broken in), one of their stored golden records, one
+    executemany for those that changed and one insert of their events. No ORM objects are
+    loaded; any Person already in the session is expired so it reads the new values."""
+    ids = sorted({m for m in master_ids if m})
+    plan = field_plan()
+    persons, records = Person.__table__, SourceRecord.__table__
+    write = (update(persons).where(persons.c.master_id == bindparam("b_master_id"))
+             .values(golden=bindparam("b_golden"), golden_sources=bindparam("b_sources")))
+    changed: set[str] = set()
+    for start in range(0, len(ids), GOLDEN_CHUNK):
+        chunk = ids[start : start + GOLDEN_CHUNK]
+        stored = session.execute(select(persons.c.master_id, persons.c.golden, persons.c.golden_sources)
+                                 .where(persons.c.master_id.in_(chunk)).order_by(persons.c.master_id)).all()
+        if not stored:
+            continue
+        by_person: dict[str, list[dict]] = defaultdict(list)
+        for mid, rec in session.execute(select(records.c.master_id, records.c.record)
+                                        .where(records.c.master_id.in_(chunk))
+                                        .order_by(records.c.master_id, records.c.id)):
+            by_person[mid].append(rec)
+        rows, events = [], []
+        for mid, old_golden, old_sources in stored:
+            golden, sources = golden_record(by_person.get(mid, []), plan=plan)
+            if golden == old_golden and sources == old_sources:
+                continue
+            if old_golden:
+                events.append({"master_id": mid, "kind": "golden_changed", "run_id": run_id,
+                               "evidence": {"fields": sorted(k for k in golden if golden.get(k) != old_golden.get(k))}})
+            rows.append({"b_master_id": mid, "b_golden": golden, "b_sources": sources})
+            changed.add(mid)
+        if rows:
+            session.execute(write, rows)
+        if events:
+            session.execute(insert(PersonEvent), events)
+    _expire_persons(session, changed)
     from joinedup.api.search_keys import refresh_search_keys
 
     refresh_search_keys(session, master_ids)  # the CRM's search finds what the golden record now says
-    return changed
+    return len(changed)
+
+
+def _expire_persons(session: Session, master_ids: set[str]) -> None:
+    """Persons the caller already holds in the session read their rewritten golden record
+    again (a Core update does not touch the ORM's identity map)."""
+    if not master_ids:
+        return
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Person) and obj.master_id in master_ids:
+            session.expire(obj, ["golden", "golden_sources", "updated_at"])
