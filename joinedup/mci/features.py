@@ -161,14 +161,16 @@ def store_features(session: Session, features: pd.DataFrame, blocking_rules: Seq
         chunk = ids[start : start + CHUNK]
         session.execute(delete(RecordBlockKey).where(RecordBlockKey.record_id.in_(chunk)))
         session.execute(delete(RecordFeatures).where(RecordFeatures.record_id.in_(chunk)))
+    # Core inserts on the tables: one executemany per chunk (the ORM's bulk insert starts a new
+    # batch whenever the pattern of empty values changes, i.e. nearly every row).
     rows = _feature_rows(features, sig)
     for start in range(0, len(rows), WRITE_CHUNK):
-        session.execute(insert(RecordFeatures), rows[start : start + WRITE_CHUNK])
+        session.execute(insert(RecordFeatures.__table__), rows[start : start + WRITE_CHUNK])
     keys = compute_block_keys(features, blocking_rules)
     key_rows = [{"block_key": int(k), "record_id": int(r), "rule_index": int(i)}
                 for r, i, k in zip(keys.record_id, keys.rule_index, keys.block_key)]
     for start in range(0, len(key_rows), WRITE_CHUNK):
-        session.execute(insert(RecordBlockKey), key_rows[start : start + WRITE_CHUNK])
+        session.execute(insert(RecordBlockKey.__table__), key_rows[start : start + WRITE_CHUNK])
     return len(rows)
 
 
