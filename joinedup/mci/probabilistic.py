@@ -354,7 +354,7 @@ def score_pairs(
     features: pd.DataFrame,
     *,
     new_ids: set[int] | None = None,
-    threshold_weight: float,
+    threshold_weight: float | None,
     block_size_cap: int | None = None,
     max_comparisons: int | None = None,
     memory_limit: str = "2GB",
@@ -362,7 +362,8 @@ def score_pairs(
     blocked_pairs: pd.DataFrame | None = None,
     term_frequencies: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Score candidate pairs and return those with ``match_weight >= threshold_weight``.
+    """Score candidate pairs and return those with ``match_weight >= threshold_weight``
+    (every blocked pair when it is None).
 
     Columns: record_id_l < record_id_r, match_weight, match_probability,
     blocking_rule, and per comparison ``gamma_<field>`` (the level reached),
