@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+# A pytest-xdist worker runs as `python -c`, so its __main__ has neither __spec__ nor __file__.
+# pyspark.sql.connect (imported by Great Expectations) takes that for a doctest run and calls
+# sys.exit(0) when Spark Connect's extras are absent, killing any test that validates a batch.
+# An empty __file__ (os.devnull: a multiprocessing child that runs it runs nothing) avoids it.
+_main = sys.modules["__main__"]
+if os.environ.get("PYTEST_XDIST_WORKER") and getattr(_main, "__spec__", None) is None \
+        and not hasattr(_main, "__file__"):
+    _main.__file__ = os.devnull
 
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,6 +41,24 @@ def pg_url() -> str | None:
                 url = None
         _probe["url"] = url
     return _probe["url"]
+
+
+# Under pytest-xdist (`make test` runs two workers, one module per worker at a time), the folders
+# whose modules take minutes are handed out first and the many short unit tests fill the gaps at
+# the end, so that no worker is left alone with a long module while the other has finished.
+LONGEST_FIRST = ("e2e", "reliability", "component", "unit")
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201
+    if not hasattr(config, "workerinput"):  # a plain run keeps pytest's own order
+        return
+
+    def folder_rank(item) -> int:  # noqa: ANN001
+        parts = item.nodeid.split("::", 1)[0].split("/")  # tests/<folder>/test_x.py
+        folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return LONGEST_FIRST.index(folder) if folder in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=folder_rank)  # stable: the order inside a folder is kept
 
 
 def pytest_report_header(config):  # noqa: ANN001, ANN201
