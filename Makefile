@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(BIN)/joinedup run
 
-## test: the whole test suite (uses PostgreSQL too when one is reachable)
+## test: the whole test suite (uses PostgreSQL too when one is reachable), on TEST_WORKERS
+## pytest-xdist workers; each module runs whole on one worker, so its shared fixtures are built once
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ## bench: the benchmarks in benchmarks/, figures appended to docs/benchmarks.md
 bench: $(STAMP)
