@@ -148,6 +148,24 @@ def csv_drop_source(project: Path, name: str = "revenues", *, mapping: str = "re
     return path
 
 
+def stage_council_night(session, residents: int, seed: int, night: int) -> int:  # noqa: ANN001
+    """Stage one night of the synthetic council (every system, mapped with the production
+    mappings, in system name order) into the MCI and commit; the new and changed records."""
+    from benchmarks.mci_bench import canonical_frames
+    from joinedup.mci.staging import stage_records
+    from joinedup.simulators.council import build_council
+
+    frames, _ = canonical_frames(build_council(residents, seed=seed, night=night))
+    staged = 0
+    for system in sorted(frames):
+        frame = frames[system]
+        counts = stage_records(session, frame.astype(object).where(frame.notna(), None).to_dict("records"),
+                               f"night-{night}")
+        staged += counts.new + counts.changed
+    session.commit()
+    return staged
+
+
 def drop_file(project: Path, source: str, fixture: str, name: str) -> Path:
     folder = project / "var" / "drops" / source
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,20 +13,13 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import select
 
-from benchmarks.mci_bench import canonical_frames
-from joinedup.simulators.council import build_council
+from tests.conftest import stage_council_night
 
 RESIDENTS, SEED, NIGHTS = 1_100, 7, 3
 
 
 def _stage(session, night: int) -> None:  # noqa: ANN001
-    from joinedup.mci.staging import stage_records
-
-    frames, _ = canonical_frames(build_council(RESIDENTS, seed=SEED, night=night))
-    for system in sorted(frames):
-        frame = frames[system]
-        stage_records(session, frame.astype(object).where(frame.notna(), None).to_dict("records"), f"night-{night}")
-    session.commit()
+    stage_council_night(session, RESIDENTS, SEED, night)
 
 
 def _state(session) -> dict:  # noqa: ANN001

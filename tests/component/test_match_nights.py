@@ -7,23 +7,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from benchmarks.mci_bench import canonical_frames
-from joinedup.simulators.council import build_council
+from tests.conftest import stage_council_night
 
 RESIDENTS, SEED = 1_100, 5
 
 
 def _stage_night(session, night: int) -> int:  # noqa: ANN001
-    from joinedup.mci.staging import stage_records
-
-    frames, _ = canonical_frames(build_council(RESIDENTS, seed=SEED, night=night))
-    pending = 0
-    for frame in frames.values():
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        counts = stage_records(session, records, f"night-{night}")
-        pending += counts.new + counts.changed
-    session.commit()
-    return pending
+    return stage_council_night(session, RESIDENTS, SEED, night)
 
 
 def _masters(session) -> dict[int, str]:  # noqa: ANN001

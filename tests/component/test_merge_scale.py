@@ -15,23 +15,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from benchmarks.mci_bench import canonical_frames
-from joinedup.simulators.council import build_council
+from tests.conftest import stage_council_night
 
 RESIDENTS, SEED = 400, 11
 
 
 def _stage(session, night: int = 0) -> int:  # noqa: ANN001
-    from joinedup.mci.staging import stage_records
-
-    frames, _ = canonical_frames(build_council(RESIDENTS, seed=SEED, night=night))
-    staged = 0
-    for frame in frames.values():
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        counts = stage_records(session, records, f"night-{night}")
-        staged += counts.new + counts.changed
-    session.commit()
-    return staged
+    return stage_council_night(session, RESIDENTS, SEED, night)
 
 
 def test_the_index_standardised_in_chunks_equals_one_frame(project: Path, mci_db: str,
