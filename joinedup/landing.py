@@ -72,8 +72,10 @@ class Manifest:
         return cls(**data)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def atomic_write(path: Path, data: bytes, temp_suffix: str = ".tmp") -> None:
+    """Write ``data`` to ``path`` so a reader sees the old file or the whole new one, never
+    half: written beside it under ``temp_suffix``, synced to disk, then renamed over it."""
+    tmp = path.with_name(path.name + temp_suffix)
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -113,16 +115,16 @@ class LandingWriter:
     def write_page(self, records: list[dict[str, Any]], origin: str, cursor: str | None = None) -> PageEntry:
         body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode("utf-8")
         name = f"page-{len(self.manifest.pages) + 1:05d}.jsonl"
-        _atomic_write(self.folder / name, body)
+        atomic_write(self.folder / name, body)
         entry = PageEntry(name, origin, len(records), hashlib.sha256(body).hexdigest(), cursor)
         self.manifest.pages.append(entry)
-        _atomic_write(self.folder / PROGRESS, json.dumps({"pages": [asdict(p) for p in self.manifest.pages]}).encode())
+        atomic_write(self.folder / PROGRESS, json.dumps({"pages": [asdict(p) for p in self.manifest.pages]}).encode())
         return entry
 
     def complete(self, cursor_after: str | None) -> Manifest:
         self.manifest.cursor_after = cursor_after
         self.manifest.completed_at = datetime.now(timezone.utc).isoformat()
-        _atomic_write(self.folder / MANIFEST, json.dumps(self.manifest.to_json(), indent=2).encode())
+        atomic_write(self.folder / MANIFEST, json.dumps(self.manifest.to_json(), indent=2).encode())
         (self.folder / PROGRESS).unlink(missing_ok=True)
         return self.manifest
 

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 from lxml import etree
 
-from joinedup.landing import MANIFEST, PROGRESS
+from joinedup.landing import MANIFEST, PROGRESS, atomic_write
 from joinedup.privacy.tombstones import normalise_key
 
 ERASURE_NOTE = "erasures.json"
@@ -38,12 +38,7 @@ REDACTED = "[erased]"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".erasing")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data, temp_suffix=".erasing")  # its own temporary name, as before
 
 
 def _matches(value: Any, keys: set[str]) -> bool:
