@@ -41,10 +41,6 @@ def survivorship() -> Survivorship:
     return _load(str(project_root() / "schemas" / "survivorship.yaml"))
 
 
-def _trust_rank(order: list[str], system: str) -> int:
-    return order.index(system) if system in order else len(order)
-
-
 FieldPlan = tuple[str, RuleName, dict[str, int], int]
 
 

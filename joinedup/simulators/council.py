@@ -36,7 +36,7 @@ from pathlib import Path
 
 from joinedup.simulators import reference_data as ref
 from joinedup.simulators.noise import CLEAN, NoiseConfig, NoisyPerson, RecordNoise, \
-    apply_noise, draw_noise, wants_duplicate
+    apply_noise, check_rates, draw_noise, wants_duplicate
 from joinedup.simulators.lifecycle import BASE_NIGHT, Ending, LifeRates, Spell, \
     event_day, night_datetime, walk
 from joinedup.simulators.population import BASE_DATE, Household, PopulationFactory, Resident, \
@@ -75,9 +75,7 @@ class NightlyChanges:
     duplicate_merges: float = 0.05
 
     def __post_init__(self) -> None:
-        for name, rate in asdict(self).items():
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"nightly change rate {name} must be between 0 and 1, got {rate}")
+        check_rates(self, "nightly change rate")
 
     def life_rates(self) -> LifeRates:
         return LifeRates(self.leavers, self.starters, self.referrals, self.case_closures,

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 from joinedup.simulators import reference_data as ref
 from joinedup.simulators.population import Address, stable_rng
@@ -24,6 +25,15 @@ from joinedup.simulators.population import Address, stable_rng
 PLACEHOLDER_DOB = date(1900, 1, 1)
 """What systems type when they do not know a date of birth."""
 
+
+
+def check_rates(rates: Any, what: str) -> None:
+    """Every field of the dataclass ``rates`` is a probability; the first that is not is
+    named in the error (``what``: how the caller calls its rates)."""
+    for f in fields(rates):
+        rate = getattr(rates, f.name)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{what} {f.name} must be between 0 and 1, got {rate}")
 
 @dataclass(frozen=True)
 class NoiseConfig:
@@ -51,10 +61,7 @@ class NoiseConfig:
     duplicate: float = 0.02
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            rate = getattr(self, f.name)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"noise rate {f.name} must be between 0 and 1, got {rate}")
+        check_rates(self, "noise rate")
 
     @classmethod
     def none(cls) -> NoiseConfig:
