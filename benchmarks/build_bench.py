@@ -34,6 +34,7 @@ Run:  .venv/bin/python benchmarks/build_bench.py --residents 10000 [--seed 2026]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -147,7 +148,10 @@ def measure_step(step: str, source: str, run_id: str, started: float | None = No
         "step": step, "source": source, "stages": clock.as_dict(),
         "seconds_in_step": round(finished - imported, 3),
         "seconds_startup": round(imported - started, 3),
-        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
+        # The sampled stage peaks, not ru_maxrss: on Linux a child's ru_maxrss starts at the
+        # parent's high-water mark (kept across fork and exec), which is the served council.
+        "peak_rss_mb": max((s["peak_rss_mb"] for s in clock.as_dict().values()), default=0.0),
+        "ru_maxrss_mb": round(peak_rss_bytes() / 2**20, 1),
         "not_instrumented": missing,
         "outcome": {k: v for k, v in outcome.items() if isinstance(v, (int, float, str, bool)) or v is None},
     }
@@ -155,19 +159,38 @@ def measure_step(step: str, source: str, run_id: str, started: float | None = No
 
 # -- the parent: one night, then the next --------------------------------------------------
 
+def night_plan(sources: list[str]) -> list[tuple[str, str]]:
+    """The night's steps in order: land, check, stage per source, then the one merge."""
+    return [(step, source) for source in sources for step in STEPS] + [("merge", "-")]
+
+
+def step_file(work: Path, step: str, source: str) -> Path:
+    return work / f"step-{step}-{source}.json"
+
+
 def run_night_steps(sources: list[str], run_id: str, env: dict[str, str], work: Path,
-                    say=print, in_process: bool = False) -> dict[str, Any]:  # noqa: ANN001
+                    say=print, in_process: bool = False, resume: bool = False) -> dict[str, Any]:  # noqa: ANN001
     """Every step of one night in its own process (or all in this one: ``in_process``, for a
-    quick look and the smoke test — peaks then include the earlier steps' leftovers)."""
+    quick look and the smoke test — peaks then include the earlier steps' leftovers).
+    ``resume``: a step whose figures file is already in ``work`` is not run again; its
+    figures are taken from the file (a long build interrupted after its last finished step)."""
     steps: list[dict[str, Any]] = []
-    plan = [(step, source) for source in sources for step in STEPS] + [("merge", "-")]
-    for step, source in plan:
+    for step, source in night_plan(sources):
+        if resume and step_file(work, step, source).exists():
+            fig = json.loads(step_file(work, step, source).read_text(encoding="utf-8"))
+            fig.setdefault("wall_seconds_outside", fig["seconds_in_step"] + fig["seconds_startup"])
+            fig["resumed"] = True
+            # a figures file from before the sampled peak was the step's peak: take the stages'
+            fig["peak_rss_mb"] = max((st["peak_rss_mb"] for st in fig["stages"].values()), default=0.0)
+            say(f"  {step:6} {source:11} {fig['seconds_in_step']:8.1f} s   (measured before; resumed)")
+            steps.append(fig)
+            continue
         if in_process:
             t0 = time.perf_counter()
             fig = measure_step(step, source, run_id)
             fig["wall_seconds_outside"] = round(time.perf_counter() - t0, 3)
         else:
-            result = work / f"step-{step}-{source}.json"
+            result = step_file(work, step, source)
             argv = [sys.executable, str(Path(__file__).resolve()), "--child", step, source, run_id, str(result)]
             fig = run_child(argv, env, result)
         steps.append(fig)
@@ -245,21 +268,41 @@ def export_canonical(folder: Path) -> dict[str, int]:
 
 
 def night(residents: int, seed: int, council_night: int, env: dict[str, str], work: Path,
-          say=print, sources: list[str] | None = None, in_process: bool = False) -> dict[str, Any]:  # noqa: ANN001
+          say=print, sources: list[str] | None = None, in_process: bool = False,
+          resume: bool = False) -> dict[str, Any]:  # noqa: ANN001
+    """One night, measured. Its run id and what the council served are kept in
+    ``night-<n>/night.json`` in ``work`` (beside its steps' figures files) before any step
+    runs, so ``resume`` can take up an interrupted night with the same run id; when only the
+    merge is left, the council is not served again (the merge reads only the MCI)."""
     from joinedup.adapters import load_sources
     from joinedup.demo import synthetic_council
 
-    run_id = f"bench{council_night}__{time.strftime('%Y%m%dT%H%M%S')}"
-    t0 = time.perf_counter()
-    with synthetic_council(residents, seed, council_night) as council:
-        served = time.perf_counter() - t0
-        say(f"night {council_night}: {sum(council['records'].values()):,} records served "
-            f"({json.dumps(council['records'])}) in {served:.0f} s (not counted)")
-        sources = sources or [c.name for c in load_sources()]
+    sources = sources or [c.name for c in load_sources()]
+    work = work / f"night-{council_night}"
+    work.mkdir(parents=True, exist_ok=True)
+    kept = work / "night.json"
+    if resume and kept.exists():
+        served_night = json.loads(kept.read_text(encoding="utf-8"))
+        say(f"night {council_night}: resuming run {served_night['run_id']}")
+    else:
+        served_night = None
+    with contextlib.ExitStack() as stack:
+        pending = [(st, so) for st, so in night_plan(sources)
+                   if not (served_night and step_file(work, st, so).exists())]
+        if served_night is None or any(st != "merge" for st, _ in pending):
+            t0 = time.perf_counter()
+            council = stack.enter_context(synthetic_council(residents, seed, council_night))
+            served = time.perf_counter() - t0
+            served_night = {"run_id": (served_night or {}).get("run_id")
+                            or f"bench{council_night}__{time.strftime('%Y%m%dT%H%M%S')}",
+                            "council_records": council["records"], "council_residents": council["residents"],
+                            "seconds_serving": round(served, 1)}
+            kept.write_text(json.dumps(served_night), encoding="utf-8")
+            say(f"night {council_night}: {sum(council['records'].values()):,} records served "
+                f"({json.dumps(council['records'])}) in {served:.0f} s (not counted)")
         with LoadWatch() as load:
-            figures = run_night_steps(sources, run_id, env, work, say, in_process)
-    figures.update(run_id=run_id, council_records=council["records"], council_residents=council["residents"],
-                   seconds_serving=round(served, 1), load_average=load.summary(), runs_table=runs_table(run_id),
+            figures = run_night_steps(sources, served_night["run_id"], env, work, say, in_process, resume)
+    figures.update(served_night, load_average=load.summary(), runs_table=runs_table(served_night["run_id"]),
                    quality=quality())
     staged = [s["outcome"] for s in figures["steps"] if s["step"] == "stage"]
     figures["records_new"] = sum(int(o.get("new", 0)) for o in staged)
@@ -268,20 +311,22 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
 
 
 def measure(residents: int, seed: int, work: Path, *, incremental: bool = True, db_url: str | None = None,
-            say=print, sources: list[str] | None = None, in_process: bool = False) -> dict[str, Any]:  # noqa: ANN001
-    """The full build and (optionally) the next night, in a fresh project under ``work``.
+            say=print, sources: list[str] | None = None, in_process: bool = False,
+            resume: bool = False) -> dict[str, Any]:  # noqa: ANN001
+    """The full build and (optionally) the next night, in a fresh project under ``work``
+    (``resume``: in the project already there, taking up where an interrupted run stopped).
     Sets JOINEDUP_HOME/JOINEDUP_VAR/JOINEDUP_DB_URL in this process's environment."""
-    home = make_project(work / "project")
+    home = work / "project" if resume and (work / "project").is_dir() else make_project(work / "project")
     env = project_env(home, db_url)
     os.environ.update(env)
     out: dict[str, Any] = {"residents": residents, "seed": seed, "machine": machine_summary(),
                            "store": "postgresql" if db_url and db_url.startswith("postgres") else "sqlite",
                            "mode": "in-process" if in_process else "process per step"}
-    out["full"] = night(residents, seed, 0, env, work, say, sources, in_process)
+    out["full"] = night(residents, seed, 0, env, work, say, sources, in_process, resume)
     out["canonical_csvs"] = str(work / "canonical")
     out["canonical_records"] = export_canonical(work / "canonical")
     if incremental:
-        out["incremental"] = night(residents, seed, 1, env, work, say, sources, in_process)
+        out["incremental"] = night(residents, seed, 1, env, work, say, sources, in_process, resume)
         full, inc = out["full"]["seconds_measured"], out["incremental"]["seconds_measured"]
         records = sum(out["incremental"]["council_records"].values())
         touched = out["incremental"]["records_new"] + out["incremental"]["records_changed"]
@@ -366,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-incremental", action="store_true")
     parser.add_argument("--db-url", help="MCI database URL (default a fresh SQLite file); an EMPTY database")
     parser.add_argument("--no-save", action="store_true", help="do not record in docs/benchmarks/build.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="take up an interrupted run in --work: finished steps are not run again "
+                             "(restore the MCI to its state after the last finished step first)")
     parser.add_argument("--source", action="append", help="only these sources (repeatable; not saved)")
     parser.add_argument("--in-process", action="store_true",
                         help="every step in this process (quick look; not saved: peaks are not per step)")
@@ -375,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"build benchmark: {args.residents:,} residents, seed {args.seed}, work folder {work}", flush=True)
     print(f"machine: {json.dumps(machine_summary())}", flush=True)
     figures = measure(args.residents, args.seed, work, incremental=not args.no_incremental, db_url=args.db_url,
-                      say=lambda s: print(s, flush=True), sources=args.source, in_process=args.in_process)
+                      say=lambda s: print(s, flush=True), sources=args.source, in_process=args.in_process,
+                      resume=args.resume)
     full = figures["full"]
     records = sum(full["council_records"].values())
     print()
