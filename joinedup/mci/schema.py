@@ -276,13 +276,30 @@ def _is_foreign_table(diff: Any) -> bool:
 
 
 def _is_missing_later_table(diff: Any) -> bool:
+    """A table, or an index, that a revision after the baseline adds."""
     if not isinstance(diff, tuple):
         return False
     if diff[0] == "add_table":
         return diff[1].name not in BASELINE_TABLES
     if diff[0] == "add_index":
-        return diff[1].table.name not in BASELINE_TABLES
+        return diff[1].table.name not in BASELINE_TABLES or diff[1].name not in baseline_indexes()
     return False
+
+
+@lru_cache(maxsize=None)
+def baseline_indexes() -> frozenset[str]:
+    """The names of the indexes the baseline revision makes (read off a scratch SQLite database
+    upgraded to it): an index missing from an adopted database and not among them is one a
+    later revision adds, so the upgrade from the baseline will make it."""
+    with tempfile.TemporaryDirectory(prefix="joinedup-baseline-") as scratch:
+        engine = create_engine(f"sqlite:///{Path(scratch) / 'baseline.sqlite'}")
+        try:
+            with engine.begin() as conn:
+                command.upgrade(alembic_config(connection=conn), BASELINE_REVISION)
+            found = inspect(engine)
+            return frozenset(ix["name"] for table in found.get_table_names() for ix in found.get_indexes(table))
+        finally:
+            engine.dispose()
 
 
 # --------------------------------------------------------------------------

@@ -128,14 +128,15 @@ class PersonEvent(Base):
     __tablename__ = "person_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     master_id: Mapped[str] = mapped_column(String(20), index=True)
-    kind: Mapped[str] = mapped_column(String(30))  # created linked merged split golden_changed
+    # indexed: the erasure tombstone scan reads by kind, the lookup API's /changes?since= by time
+    kind: Mapped[str] = mapped_column(String(30), index=True)  # created linked merged split golden_changed erased
     other_master_id: Mapped[str | None] = mapped_column(String(20))
     source_record_id: Mapped[int | None] = mapped_column(Integer)
     run_id: Mapped[str | None] = mapped_column(String(120))
     actor: Mapped[str] = mapped_column(String(80), default="matcher")
     reason: Mapped[str | None] = mapped_column(Text)
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class ReviewPair(Base):
