@@ -37,6 +37,8 @@ from pathlib import Path
 from joinedup.simulators import reference_data as ref
 from joinedup.simulators.noise import CLEAN, NoiseConfig, NoisyPerson, RecordNoise, \
     apply_noise, check_rates, draw_noise, wants_duplicate
+from joinedup.simulators.history import NO_HISTORY, PastRecord, RecordHistory, former_history, \
+    former_households, resident_history
 from joinedup.simulators.lifecycle import BASE_NIGHT, Ending, LifeRates, Spell, \
     event_day, night_datetime, walk
 from joinedup.simulators.population import BASE_DATE, Household, PopulationFactory, Resident, \
@@ -98,6 +100,7 @@ class Council:
     night: int
     as_of: datetime
     residents: int = 0
+    former_residents: int = 0
 
 
 # --- source keys ---------------------------------------------------------------------------
@@ -119,10 +122,13 @@ class KeyAllocator:
     lower half of the key space: the same order every time the council is built. Records
     opened later for people already there (a new account after a move, a starter, a new
     referral) take numbers from a block per night in the upper half, in stream order: night
-    j's block depends only on nights up to j, so building night j+1 does not renumber them."""
+    j's block depends only on nights up to j, so building night j+1 does not renumber them.
+    Closed records from before night 0 (``RecordHistory``) count down from the top of the
+    lower half, so the residents' current records keep the keys they have without history."""
 
     def __init__(self) -> None:
         self._issued = dict.fromkeys(SYSTEMS, 0)
+        self._history = dict.fromkeys(SYSTEMS, 0)
         self._later: dict[tuple[str, int], int] = {}
 
     @staticmethod
@@ -133,9 +139,19 @@ class KeyAllocator:
     def next_key(self, system: str) -> str:
         digits = _KEY_FORMATS[system][1]
         self._issued[system] += 1
-        if self._issued[system] >= 10**digits // 2:
-            raise OverflowError(f"{system} has run out of {digits}-digit keys; use fewer residents")
+        if self._issued[system] + self._history[system] >= 10**digits // 2:
+            raise OverflowError(f"{system} has run out of {digits}-digit keys; use fewer residents"
+                                " or less record history")
         return self._key(system, self._issued[system])
+
+    def history_key(self, system: str) -> str:
+        """A key for a record closed before night 0 (counting down from the lower half's top)."""
+        digits = _KEY_FORMATS[system][1]
+        self._history[system] += 1
+        if self._issued[system] + self._history[system] >= 10**digits // 2:
+            raise OverflowError(f"{system} has run out of {digits}-digit keys for its closed "
+                                "records; use fewer residents or less record history")
+        return self._key(system, 10**digits // 2 - self._history[system])
 
     def later_key(self, system: str, night: int) -> str:
         digits = _KEY_FORMATS[system][1]
@@ -357,15 +373,19 @@ class _Stream:
 
     residents: int = 0
     records: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SYSTEMS, 0))
+    former_residents: int = 0
 
 
 def iter_council(n: int, seed: int, noise: NoiseConfig = NoiseConfig(), night: int = 0,
-                 changes: NightlyChanges = NightlyChanges(), stats: _Stream | None = None
-                 ) -> Iterator[tuple[str, object, object]]:
+                 changes: NightlyChanges = NightlyChanges(), stats: _Stream | None = None,
+                 history: RecordHistory = NO_HISTORY) -> Iterator[tuple[str, object, object]]:
     """Stream the council as events: ``("record", system, (record, person_id))``,
     ``("gone", system, (source_key, person_id))`` for a record the system has deleted (HR
     purges leavers; the truth keeps the key, the hub must too) and
-    ``("twins", person_a, person_b)``. ``build_council``/``write_council`` consume it."""
+    ``("twins", person_a, person_b)``. ``build_council``/``write_council`` consume it.
+    ``history``: the closed records kept from before night 0 (none by default)."""
+    if not isinstance(history, RecordHistory):
+        raise TypeError(f"history must be a RecordHistory, got {type(history).__name__}")
     if night < 0:
         raise ValueError(f"night must be 0 or more, got {night}")
     if n < 0:
@@ -381,7 +401,47 @@ def iter_council(n: int, seed: int, noise: NoiseConfig = NoiseConfig(), night: i
         for household in households:
             stats.residents += len(household.members)
             yield from _household_events(seed, noise, changes, night, created, household,
-                                         keys, stats)
+                                         keys, stats, past=history)
+        if created == 0 and history.enabled:
+            yield from _former_events(seed, noise, n, history, keys, stats)
+
+
+def _render_past(seed: int, config: NoiseConfig, past: PastRecord, keys: KeyAllocator) -> dict:
+    """A closed record from before night 0 in its system's layout, with key and timestamp."""
+    system, pid = past.system, past.person_id
+    noise = draw_noise(config, seed, system, pid, past.tag)
+    habit_seed = int(stable_unit(seed, "habit", system, pid, past.tag) * 2**32)
+    ctx = _RecordContext(past.opened, habit_seed, False, past.ending)
+    record = _RENDER[system](apply_noise(past.known, noise), ctx)
+    record[KEY_FIELDS[system]] = keys.history_key(system)
+    record[TIMESTAMP_FIELDS[system]] = _format_timestamp(system, past.touched)
+    return record
+
+
+def _past_events(seed: int, config: NoiseConfig, pasts, keys: KeyAllocator, stats: _Stream  # noqa: ANN001
+                 ) -> Iterator[tuple[str, object, object]]:
+    for past in pasts:
+        record = _render_past(seed, config, past, keys)
+        stats.records[past.system] += 1
+        yield ("record", past.system, (record, past.person_id))
+
+
+def _former_events(seed: int, noise: NoiseConfig, n: int, history: RecordHistory,
+                   keys: KeyAllocator, stats: _Stream) -> Iterator[tuple[str, object, object]]:
+    """The people who left the borough or died before night 0, and the closed records the
+    systems keep of them (their truth persons exist; they are not residents)."""
+    on = night_datetime(0).date()
+    for household in former_households(seed, history, n):
+        stats.former_residents += len(household.members)
+        for person in household.members:
+            if person.twin_of and person.person_id < person.twin_of:
+                yield ("twins", person.person_id, person.twin_of)
+
+        def member(system: str, person: Resident, household: Household = household) -> bool:
+            return _is_member(seed, system, person, household, on)
+
+        yield from _past_events(seed, noise, former_history(seed, history, household, member),
+                                keys, stats)
 
 
 _NEW_COUNCIL_HOME = {"council": 0.3, "owner": 0.08, "private_rent": 0.15}
@@ -404,8 +464,8 @@ def _tenures(seed: int, household: Household, story: list[tuple[Resident, ...]],
 
 
 def _household_events(seed: int, noise: NoiseConfig, changes: NightlyChanges, night: int,
-                      created: int, household: Household, keys: KeyAllocator, stats: _Stream
-                      ) -> Iterator[tuple[str, object, object]]:
+                      created: int, household: Household, keys: KeyAllocator, stats: _Stream,
+                      past: RecordHistory = NO_HISTORY) -> Iterator[tuple[str, object, object]]:
     household_number = int(household.household_id[1:])
     story = [household.members]
     for k in range(created + 1, night + 1):
@@ -431,6 +491,12 @@ def _household_events(seed: int, noise: NoiseConfig, changes: NightlyChanges, ni
                 record[KEY_FIELDS[system]] = key
                 stats.records[system] += 1
                 yield ("record", system, (record, person.person_id))
+    if created == 0 and past.enabled:
+        def current_opened(system: str, person: Resident) -> date:
+            return _opened(seed, system, person, 0, 0)
+
+        yield from _past_events(seed, noise, resident_history(seed, past, household, current_opened),
+                                keys, stats)
 
 
 def _spells(seed: int, changes: NightlyChanges, system: str, history: list[Resident],
@@ -557,16 +623,19 @@ def _render_spell(seed: int, config: NoiseConfig, changes: NightlyChanges, spell
 # --- the two ways to get a council -------------------------------------------------------
 
 def build_council(n: int, seed: int, noise: NoiseConfig = NoiseConfig(), night: int = 0,
-                  changes: NightlyChanges = NightlyChanges()) -> Council:
+                  changes: NightlyChanges = NightlyChanges(),
+                  history: RecordHistory = NO_HISTORY) -> Council:
     """The council of ``n`` residents (plus arrivals) on ``night``, held in memory.
 
+    ``history``: the closed records the systems keep from before night 0
+    (``RecordHistory.named("full")``: about 2.5 records per resident; default none).
     Fine for tens of thousands of residents; use ``write_council`` for more.
     """
     records: dict[str, list[dict]] = {s: [] for s in SYSTEMS}
     truth: list[tuple[str, str, str]] = []
     twins: set[frozenset[str]] = set()
     stats = _Stream()
-    for kind, a, b in iter_council(n, seed, noise, night, changes, stats):
+    for kind, a, b in iter_council(n, seed, noise, night, changes, stats, history):
         if kind == "twins":
             twins.add(frozenset((a, b)))
         elif kind == "gone":
@@ -575,7 +644,8 @@ def build_council(n: int, seed: int, noise: NoiseConfig = NoiseConfig(), night: 
             record, person_id = b
             records[a].append(record)
             truth.append((a, record[KEY_FIELDS[a]], person_id))
-    return Council(records, truth, twins, night, night_datetime(night), stats.residents)
+    return Council(records, truth, twins, night, night_datetime(night), stats.residents,
+                   stats.former_residents)
 
 
 TRUTH_FILE = "truth.csv"
@@ -584,10 +654,12 @@ MANIFEST_FILE = "manifest.json"
 
 
 def write_council(out_dir: str | Path, n: int, seed: int, noise: NoiseConfig = NoiseConfig(),
-                  night: int = 0, changes: NightlyChanges = NightlyChanges()) -> dict:
+                  night: int = 0, changes: NightlyChanges = NightlyChanges(),
+                  history: RecordHistory = NO_HISTORY) -> dict:
     """Write ``<system>.jsonl`` (one native record per line, UTF-8), ``truth.csv``
     (source_system,source_key,person_id), ``twins.csv`` (person_id_a,person_id_b) and
-    ``manifest.json`` into ``out_dir``, streaming. Returns the manifest."""
+    ``manifest.json`` into ``out_dir``, streaming. Returns the manifest (with ``history`` and
+    ``former_residents`` only when the council keeps record history)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stats = _Stream()
@@ -599,7 +671,7 @@ def write_council(out_dir: str | Path, n: int, seed: int, noise: NoiseConfig = N
             truth_csv, twins_csv = csv.writer(truth_fh), csv.writer(twins_fh)
             truth_csv.writerow(("source_system", "source_key", "person_id"))
             twins_csv.writerow(("person_id_a", "person_id_b"))
-            for kind, a, b in iter_council(n, seed, noise, night, changes, stats):
+            for kind, a, b in iter_council(n, seed, noise, night, changes, stats, history):
                 if kind == "twins":
                     twins_csv.writerow((a, b))
                     twins_count += 1
@@ -618,5 +690,8 @@ def write_council(out_dir: str | Path, n: int, seed: int, noise: NoiseConfig = N
         "records": stats.records, "twin_pairs": twins_count, "noise": asdict(noise),
         "changes": asdict(changes),
     }
+    if history.enabled:
+        manifest["history"] = asdict(history)
+        manifest["former_residents"] = stats.former_residents
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
