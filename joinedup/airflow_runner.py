@@ -5,6 +5,8 @@ each stage is read back from the MCI's ``runs`` table, which the tasks write.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -65,9 +67,54 @@ def _run(args: list[str], env: dict[str, str], log: Path) -> int:
         return subprocess.run([airflow_bin(), *args], env=env, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
 
 
+MIGRATED_MARKER = ".joinedup-db-migrated"
+
+
 def ensure_metadata_db(env: dict[str, str], log: Path) -> None:
+    """``airflow db migrate``, unless this Airflow version already migrated this very database.
+
+    A no-op migrate still costs Airflow's start-up (about 15 s), on every night and every
+    connections import. So after a successful migrate of the project's own SQLite metadata DB
+    a marker beside it records the Airflow version and the schema revision the DB is at; while
+    both are the same the migrate is skipped (a new or reset DB has no revision). A metadata DB set by AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+    (production's PostgreSQL) is always migrated: it can change under us."""
+    marker = Path(env["AIRFLOW_HOME"]) / MIGRATED_MARKER
+    if (key := _metadata_db_identity(env)) is not None and marker.exists() \
+            and marker.read_text(encoding="utf-8") == key:
+        return
     if _run(["db", "migrate"], env, log) != 0:
         raise RuntimeError(f"airflow db migrate failed; see {log}")
+    if (key := _metadata_db_identity(env)) is not None:
+        tmp = marker.with_name(f"{MIGRATED_MARKER}.{os.getpid()}")
+        tmp.write_text(key, encoding="utf-8")
+        tmp.replace(marker)
+    else:
+        marker.unlink(missing_ok=True)
+
+
+def _metadata_db_identity(env: dict[str, str]) -> str | None:
+    """The installed Airflow's version, the configuration file's text and the schema revision
+    the SQLite metadata DB says it is at (read with sqlite3: milliseconds); None when the
+    metadata DB is not the project's SQLite file, or has no revision (new, or reset)."""
+    import sqlite3
+    from importlib.metadata import version
+
+    if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        return None
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    config = Path(env.get("AIRFLOW_CONFIG", ""))
+    if not db.is_file() or not config.is_file() \
+            or "sqlite:///${AIRFLOW_HOME}/airflow.db" not in config.read_text(encoding="utf-8"):
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+            revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    if not revision:
+        return None
+    digest = hashlib.sha256(config.read_bytes()).hexdigest()[:16]
+    return f"airflow {version('apache-airflow')} config {digest} schema {revision[0]}"
 
 
 def import_connections(path: Path, env: dict[str, str], log: Path) -> int:
