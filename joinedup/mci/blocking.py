@@ -152,10 +152,14 @@ def open_duckdb(
 
     DuckDB takes 80% of RAM by default; on a shared machine that starves everyone
     else, so every matching run sets its own limit and spills to disk beyond it.
+    The spill files hold personal data, so the directory is private to this user (0700).
+    Processes may share it: DuckDB names its spill files by process id and removes them.
     """
     con = duckdb.connect(":memory:")
-    temp_dir = str(temp_directory or os.path.join(tempfile.gettempdir(), "joinedup-duckdb"))
-    os.makedirs(temp_dir, exist_ok=True)
+    temp_dir = str(temp_directory or os.path.join(tempfile.gettempdir(), f"joinedup-duckdb-{os.getuid()}"))
+    os.makedirs(temp_dir, mode=0o700, exist_ok=True)
+    if os.stat(temp_dir).st_uid == os.getuid():
+        os.chmod(temp_dir, 0o700)
     con.execute(f"SET memory_limit = '{_checked_size(memory_limit)}'")
     con.execute("SET temp_directory = ?", [temp_dir])
     con.execute("SET preserve_insertion_order = false")

@@ -132,3 +132,18 @@ def test_too_many_comparisons_stops_before_generating(con) -> None:
     ).fetchall()[0][0]
     assert exists == 0
     assert con.execute(f"SELECT count(*) FROM {FEATURES_TABLE}").fetchall()[0][0] == 6
+
+
+def test_the_duckdb_spill_directory_is_private(tmp_path) -> None:  # noqa: ANN001
+    """Spilled pages hold personal data: the directory is readable by its owner only."""
+    import stat
+
+    from joinedup.mci.blocking import open_duckdb
+
+    spill = tmp_path / "spill"
+    con = open_duckdb(temp_directory=spill)
+    try:
+        assert con.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(spill)
+        assert stat.S_IMODE(spill.stat().st_mode) == 0o700
+    finally:
+        con.close()
