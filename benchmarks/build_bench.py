@@ -28,8 +28,15 @@ back and the hand-over file to ``map``, the staging transaction's commit to ``st
 the merge's remainder (run table, match report) to ``other``. The runs table's own per-step
 seconds are kept beside them as a cross-check.
 
+``--records-per-resident-profile full`` builds the council with the record history a real
+council's systems keep (``joinedup.simulators.history``: closed accounts at earlier homes,
+ended tenancies, kept leavers, closed cases, people who left or died; about 2.5 source
+records per resident instead of about 1.0). Its figures are saved under ``<residents>-full``
+beside the default rows, and the plot draws them as separate points.
+
 Run:  .venv/bin/python benchmarks/build_bench.py --residents 10000 [--seed 2026]
       .venv/bin/python -m benchmarks build -- --residents 100000
+      .venv/bin/python -m benchmarks build -- --residents 10000 --records-per-resident-profile full
 """
 from __future__ import annotations
 
@@ -269,7 +276,7 @@ def export_canonical(folder: Path) -> dict[str, int]:
 
 def night(residents: int, seed: int, council_night: int, env: dict[str, str], work: Path,
           say=print, sources: list[str] | None = None, in_process: bool = False,
-          resume: bool = False) -> dict[str, Any]:  # noqa: ANN001
+          resume: bool = False, history: str = "none") -> dict[str, Any]:  # noqa: ANN001
     """One night, measured. Its run id and what the council served are kept in
     ``night-<n>/night.json`` in ``work`` (beside its steps' figures files) before any step
     runs, so ``resume`` can take up an interrupted night with the same run id; when only the
@@ -291,11 +298,12 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
                    if not (served_night and step_file(work, st, so).exists())]
         if served_night is None or any(st != "merge" for st, _ in pending):
             t0 = time.perf_counter()
-            council = stack.enter_context(synthetic_council(residents, seed, council_night))
+            council = stack.enter_context(synthetic_council(residents, seed, council_night, history=history))
             served = time.perf_counter() - t0
             served_night = {"run_id": (served_night or {}).get("run_id")
                             or f"bench{council_night}__{time.strftime('%Y%m%dT%H%M%S')}",
                             "council_records": council["records"], "council_residents": council["residents"],
+                            "council_former_residents": council["former_residents"],
                             "seconds_serving": round(served, 1)}
             kept.write_text(json.dumps(served_night), encoding="utf-8")
             say(f"night {council_night}: {sum(council['records'].values()):,} records served "
@@ -312,21 +320,24 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
 
 def measure(residents: int, seed: int, work: Path, *, incremental: bool = True, db_url: str | None = None,
             say=print, sources: list[str] | None = None, in_process: bool = False,
-            resume: bool = False) -> dict[str, Any]:  # noqa: ANN001
+            resume: bool = False, history: str = "none") -> dict[str, Any]:  # noqa: ANN001
     """The full build and (optionally) the next night, in a fresh project under ``work``
     (``resume``: in the project already there, taking up where an interrupted run stopped).
-    Sets JOINEDUP_HOME/JOINEDUP_VAR/JOINEDUP_DB_URL in this process's environment."""
+    ``history``: the council's record-history profile (``none`` or ``full``; see
+    ``joinedup.simulators.history``). Sets JOINEDUP_HOME/JOINEDUP_VAR/JOINEDUP_DB_URL in this
+    process's environment."""
     home = work / "project" if resume and (work / "project").is_dir() else make_project(work / "project")
     env = project_env(home, db_url)
     os.environ.update(env)
     out: dict[str, Any] = {"residents": residents, "seed": seed, "machine": machine_summary(),
                            "store": "postgresql" if db_url and db_url.startswith("postgres") else "sqlite",
-                           "mode": "in-process" if in_process else "process per step"}
-    out["full"] = night(residents, seed, 0, env, work, say, sources, in_process, resume)
+                           "mode": "in-process" if in_process else "process per step",
+                           "records_per_resident_profile": history}
+    out["full"] = night(residents, seed, 0, env, work, say, sources, in_process, resume, history)
     out["canonical_csvs"] = str(work / "canonical")
     out["canonical_records"] = export_canonical(work / "canonical")
     if incremental:
-        out["incremental"] = night(residents, seed, 1, env, work, say, sources, in_process, resume)
+        out["incremental"] = night(residents, seed, 1, env, work, say, sources, in_process, resume, history)
         full, inc = out["full"]["seconds_measured"], out["incremental"]["seconds_measured"]
         records = sum(out["incremental"]["council_records"].values())
         touched = out["incremental"]["records_new"] + out["incremental"]["records_changed"]
@@ -358,13 +369,26 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def profile_of(figures: dict[str, Any]) -> str:
+    """The record-history profile a saved row was built with (rows from before the option: none)."""
+    return figures.get("records_per_resident_profile", "none")
+
+
+def figures_key(residents: int, store: str, profile: str) -> str:
+    """The row's key in build.json: ``10000``, ``10000-postgresql``, ``10000-full``."""
+    return f"{residents}" + ("" if store == "sqlite" else f"-{store}") + ("" if profile == "none" else f"-{profile}")
+
+
 def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
     """docs/build_scaling.png: each stage's seconds and peak MB against residents, log-log,
-    full build (solid) and incremental night (dashed), from docs/benchmarks/build.json."""
+    full build (solid) and incremental night (dashed), from docs/benchmarks/build.json.
+    Lines join the default council's sizes; builds with record history (about 2.5 records
+    per resident) are drawn as unjoined squares (full build) and diamonds (next night)."""
     data = load_figures("build", folder)
-    rows = sorted((v for v in data.values() if "full" in v and v.get("store", "sqlite") == "sqlite"),
-                  key=lambda v: v["residents"])
-    if not rows:
+    sqlite = [v for v in data.values() if "full" in v and v.get("store", "sqlite") == "sqlite"]
+    rows = sorted((v for v in sqlite if profile_of(v) == "none"), key=lambda v: v["residents"])
+    extra = sorted((v for v in sqlite if profile_of(v) != "none"), key=lambda v: v["residents"])
+    if not rows and not extra:
         return None
     import matplotlib
 
@@ -384,13 +408,23 @@ def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
                       color=colours(i), label=name if kind == "full" else None)
             ax_m.plot(xs, [s["peak_rss_mb"] for _, s in pts if s.get("seconds", 0) > 0], style, marker=marker,
                       color=colours(i), label=name if kind == "full" else None)
+        for kind, marker in (("full", "s"), ("incremental", "D")):
+            pts = [(r["residents"], r[kind]["stages"].get(name, {})) for r in extra if kind in r]
+            pts = [(x, s) for x, s in pts if s.get("seconds", 0) > 0]
+            if pts:
+                ax_t.scatter([x for x, _ in pts], [s["seconds"] for _, s in pts], marker=marker,
+                             facecolors="none", edgecolors=colours(i))
+                ax_m.scatter([x for x, _ in pts], [s["peak_rss_mb"] for _, s in pts], marker=marker,
+                             facecolors="none", edgecolors=colours(i))
     for ax, what in ((ax_t, "seconds (exclusive, summed over processes)"), (ax_m, "peak RSS, MB (per stage)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("residents")
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
-    ax_t.legend(fontsize=8, ncol=2, title="solid/o: full build; dashed/x: next night", title_fontsize=8)
+    ax_t.legend(fontsize=8, ncol=2, title="solid/o: full build; dashed/x: next night"
+                + ("\nsquares/diamonds: with record history (~2.5 records/resident)" if extra else ""),
+                title_fontsize=8)
     fig.suptitle("JoinedUp build of the synthetic council: cost per stage against size")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -417,19 +451,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", action="append", help="only these sources (repeatable; not saved)")
     parser.add_argument("--in-process", action="store_true",
                         help="every step in this process (quick look; not saved: peaks are not per step)")
+    from joinedup.simulators.history import HISTORY_PROFILES
+
+    parser.add_argument("--records-per-resident-profile", choices=sorted(HISTORY_PROFILES), default="none",
+                        help="the council's record history: none (about 1.0 source record per resident) or "
+                             "full (closed accounts, ended tenancies, leavers, closed cases: about 2.5); "
+                             "saved under <residents>-<profile>")
     args = parser.parse_args(argv)
-    work = args.work or REPO / "var" / "bench" / f"build-{args.residents}"
+    profile = args.records_per_resident_profile
+    work = args.work or REPO / "var" / "bench" / ("build-" + figures_key(args.residents, "sqlite", profile))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"build benchmark: {args.residents:,} residents, seed {args.seed}, work folder {work}", flush=True)
+    print(f"build benchmark: {args.residents:,} residents, seed {args.seed}, record history {profile}, "
+          f"work folder {work}", flush=True)
     print(f"machine: {json.dumps(machine_summary())}", flush=True)
     figures = measure(args.residents, args.seed, work, incremental=not args.no_incremental, db_url=args.db_url,
                       say=lambda s: print(s, flush=True), sources=args.source, in_process=args.in_process,
-                      resume=args.resume)
+                      resume=args.resume, history=profile)
     full = figures["full"]
     records = sum(full["council_records"].values())
+    residents = max(full["council_residents"], 1)
+    full["records_per_resident"] = {s: round(c / residents, 3) for s, c in full["council_records"].items()}
     print()
     print(f"records: {records:,} from {full['council_residents']:,} residents "
-          f"({records / max(full['council_residents'], 1):.2f} per resident)")
+          f"({records / residents:.2f} per resident: {json.dumps(full['records_per_resident'])}; "
+          f"{full.get('council_former_residents', 0):,} former residents' closed records included)")
     print(table(figures))
     print(f"full build: {full['seconds_measured']:.1f} s in the stages + {full['seconds_startup']:.1f} s "
           f"process start-up/imports ({len(full['steps'])} processes); peak {full['peak_rss_mb']:.0f} MB; "
@@ -449,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runs table (seconds per step, full build): "
           f"{json.dumps({k: v['seconds'] for k, v in sorted(full['runs_table'].items())})}")
     if not (args.no_save or args.source or args.in_process):
-        key = f"{args.residents}" + ("" if figures["store"] == "sqlite" else f"-{figures['store']}")
+        key = figures_key(args.residents, figures["store"], profile)
         path = save_figures("build", key, figures)
         png = plot()
         print(f"figures: {path.relative_to(REPO)}; plot: {png.relative_to(REPO) if png else '-'}")

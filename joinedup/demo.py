@@ -79,21 +79,28 @@ def import_connections_into_airflow(path: Path) -> None:
 
 @contextlib.contextmanager
 def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SEED, night: int = 0,
-                      *, connections: str | None = None) -> Iterator[dict]:
+                      *, connections: str | None = None, history=None) -> Iterator[dict]:  # noqa: ANN001
     """Serve the council's systems for the duration of the block; yields a description
     (``servers`` is the RunningCouncil, e.g. to take the housing service down in a test).
 
     The council's connections are always written to ``connections_file()`` for
     ``airflow connections import``; ``connections`` (default: ``connections_mode()``) says
-    whether the adapters get them from JOINEDUP_CONN_* variables or from Airflow."""
+    whether the adapters get them from JOINEDUP_CONN_* variables or from Airflow.
+    ``history``: a ``RecordHistory`` or a profile name (``"full"``: the closed records a real
+    council keeps, about 2.5 records per resident); default none, the council ``make run`` serves."""
     from joinedup.adapters.credentials import write_airflow_connections
 
     mode = connections or connections_mode()
     from joinedup.adapters import load_sources
     from joinedup.simulators.council import build_council, night_datetime
+    from joinedup.simulators.history import RecordHistory
     from joinedup.simulators.servers import CouncilOptions, start_council_servers
 
-    council = build_council(residents, seed, night=night)
+    if history is None:
+        history = RecordHistory()
+    elif isinstance(history, str):
+        history = RecordHistory.named(history)
+    council = build_council(residents, seed, night=night, history=history)
     _write_truth(council, council_dir())
     extract_day: date = night_datetime(night).date()
     drop_dir = var_dir() / "drops" / "council"
@@ -114,6 +121,7 @@ def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SE
         os.environ.update(variables)
         try:
             yield {"residents": council.residents, "night": night,
+                   "former_residents": council.former_residents, "history": history.profile,
                    "records": {k: len(v) for k, v in council.records.items()}, "truth": str(council_dir()),
                    "connections": mode, "connections_file": str(conn_file), "servers": running}
         finally:

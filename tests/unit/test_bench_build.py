@@ -105,3 +105,32 @@ def test_the_plot_is_drawn_from_the_recorded_figures(tmp_path: Path) -> None:
                      folder=tmp_path / "benchmarks")
     out = build_bench.plot(tmp_path / "benchmarks", tmp_path / "build_scaling.png")
     assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_builds_with_record_history_are_saved_apart_and_plotted_as_points(tmp_path: Path) -> None:
+    from benchmarks import build_bench
+
+    assert build_bench.figures_key(10000, "sqlite", "none") == "10000"
+    assert build_bench.figures_key(10000, "sqlite", "full") == "10000-full"
+    assert build_bench.figures_key(10000, "postgresql", "full") == "10000-postgresql-full"
+    stages = {name: {"seconds": 1.0 + i, "peak_rss_mb": 100.0 + i} for i, name in enumerate(STAGES)}
+    folder = tmp_path / "benchmarks"
+    save_figures("build", "10000", {"residents": 10000, "store": "sqlite", "full": {"stages": stages}},
+                 folder=folder)
+    save_figures("build", "10000-full", {"residents": 10000, "store": "sqlite", "records_per_resident_profile": "full",
+                                         "full": {"stages": stages}, "incremental": {"stages": stages}},
+                 folder=folder)
+    assert sorted(load_figures("build", folder)) == ["10000", "10000-full"]
+    plain = build_bench.plot(folder, tmp_path / "with_history.png")
+    assert plain is not None and plain.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    only_history = tmp_path / "only"
+    save_figures("build", "1000-full", {"residents": 1000, "store": "sqlite", "records_per_resident_profile": "full",
+                                        "full": {"stages": stages}}, folder=only_history)
+    assert build_bench.plot(only_history, tmp_path / "only.png") is not None
+
+
+def test_the_record_history_flag_is_checked() -> None:
+    from benchmarks import build_bench
+
+    with pytest.raises(SystemExit):
+        build_bench.main(["--records-per-resident-profile", "everything", "--no-save"])

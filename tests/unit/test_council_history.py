@@ -243,3 +243,34 @@ def test_history_settings_are_checked():
     assert council.former_residents == 40
     with pytest.raises(TypeError, match="RecordHistory"):
         build_council(10, SEED, history="full")
+
+
+def test_the_demo_council_serves_the_history_it_is_asked_for(project):
+    from joinedup.demo import council_dir, synthetic_council
+
+    expected = build_council(150, SEED, history=FULL)
+    with synthetic_council(150, SEED, 0, connections="env", history="full") as served:
+        assert served["history"] == "full"
+        assert served["former_residents"] == expected.former_residents > 0
+        assert served["records"] == {s: len(expected.records[s]) for s in SYSTEMS}
+        with open(council_dir() / "truth.csv", encoding="utf-8", newline="") as fh:
+            assert len(list(csv.reader(fh))) == len(expected.truth) + 1
+    with pytest.raises(ValueError, match="unknown record history profile"):
+        with synthetic_council(150, SEED, 0, connections="env", history="everything"):
+            pass
+
+
+def test_simulate_generate_takes_the_history_profile(tmp_path):
+    from typer.testing import CliRunner
+
+    from joinedup.cli.simulate import simulate_app
+
+    runner = CliRunner()
+    done = runner.invoke(simulate_app, ["generate", "--out", str(tmp_path), "--residents", "120",
+                                        "--seed", str(SEED), "--history", "full"])
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["history"]["profile"] == "full" and manifest["former_residents"] > 0
+    refused = runner.invoke(simulate_app, ["generate", "--out", str(tmp_path / "x"), "--residents", "10",
+                                           "--history", "everything"])
+    assert refused.exit_code != 0 and "everything" in refused.output
