@@ -4,7 +4,8 @@ The gate validates in an ephemeral context (fast, nothing on disk). Afterwards i
 with every value taken out (counts only: a regex rule's "unexpected values" would be NI
 numbers and postcodes), is stored in a small file-backed GX context under ``var/gx/`` and
 GX's site builder renders that one validation page, the suite's page and the index. So the
-site grows by one page per batch and is never rebuilt whole. GX's page templates are compiled
+site grows by one page per batch and is never rebuilt whole; the index reads each validation's
+small facts file, not the whole stored result (``data_docs_index``). GX's page templates are compiled
 once and kept under ``var/cache/gx_templates`` for the next processes (see
 ``_SharedTemplateCache``).
 
@@ -145,7 +146,8 @@ def _context(var: str, site_dir: str) -> Any:
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": site_dir},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        # GX's index builder, reading each validation's small facts file, not the whole result
+        "site_index_builder": {"module_name": "joinedup.quality.data_docs_index", "class_name": "FactsIndexBuilder"},
     }
     sites = context.list_data_docs_sites()
     for name in list(sites):
@@ -165,6 +167,8 @@ def publish(validation: Any, source_system: str, batch_run_id: str) -> Path | No
         return None
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.core.run_identifier import RunIdentifier
+
+    from joinedup.quality.data_docs_index import write_facts
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
@@ -185,7 +189,9 @@ def publish(validation: Any, source_system: str, batch_run_id: str) -> Path | No
         run_id=run_id,
         batch_identifier=f"{source_system}-{safe_run_id(batch_run_id)}",
     )
-    context.validation_results_store.set(key, validation)
+    store = context.validation_results_store
+    store.set(key, validation)
+    write_facts(Path(context.root_directory), key, store.store_backend.get(key.to_tuple()))
     _prune(context, suite_name, site_dir)
     context.build_data_docs(site_names=[SITE], resource_identifiers=[key, ExpectationSuiteIdentifier(name=suite_name)])
     pages = sorted((site_dir / "validations" / suite_name / safe_run_id(batch_run_id)).rglob("*.html"))
@@ -193,12 +199,16 @@ def publish(validation: Any, source_system: str, batch_run_id: str) -> Path | No
 
 
 def _prune(context: Any, suite_name: str, site_dir: Path) -> None:
-    """Drop the oldest validations of a suite beyond ``keep_per_suite()``, pages included."""
+    """Drop the oldest validations of a suite beyond ``keep_per_suite()``, pages and index
+    facts included."""
+    from joinedup.quality.data_docs_index import remove_facts
+
     store = context.validation_results_store
     keys = [k for k in store.list_keys() if k.expectation_suite_identifier.name == suite_name]
     keys.sort(key=lambda k: k.run_id.run_time)
     for old in keys[: max(0, len(keys) - keep_per_suite())]:
         store.remove_key(old)
+        remove_facts(Path(context.root_directory), old)
         folder = site_dir / "validations" / suite_name / old.run_id.run_name
         page = folder / old.run_id.run_time.strftime("%Y%m%dT%H%M%S.%fZ") / f"{old.batch_identifier}.html"
         page.unlink(missing_ok=True)

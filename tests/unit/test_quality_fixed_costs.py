@@ -126,3 +126,84 @@ def test_compiled_templates_are_reused_by_a_later_process_and_a_bad_file_is_igno
     damaged = Counting(loader=loader, bytecode_cache=_template_bytecode(lambda: folder))
     assert damaged.get_template("page.html").render(rows=5) == "<p>5 rows</p>"
     assert len(compiled) == 2
+
+
+_SPARK_PROBE = """
+import sys
+from joinedup.quality.gx_loader import great_expectations
+
+gx = great_expectations()
+from great_expectations.compatibility import pyspark as gx_spark
+assert not gx_spark.pyspark, "GX saw PySpark"
+assert "pyspark" not in sys.modules and "pyspark.ml" not in sys.modules
+# Only GX's view changed: PySpark itself still imports afterwards (the Spark test needs it).
+import pyspark
+assert pyspark.__version__
+print("ok")
+"""
+
+
+def test_gx_is_imported_as_if_pyspark_were_absent_and_pyspark_still_imports_after(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(_SPARK_PROBE, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def _index_links(html: str) -> list[str]:
+    """The validations the index lists (GX writes them into the page's table data)."""
+    import re
+
+    return re.findall(r"'run_name': '([^']+)'", html)
+
+
+def _undated(html: str) -> str:
+    """The page without the build time GX stamps on its logo's address."""
+    import re
+
+    return re.sub(r"\?d=\d{8}T\d{6}\.\d+Z", "", html)
+
+
+def test_the_data_docs_index_reads_facts_files_and_renders_what_gx_would(project: Path) -> None:
+    """The index is built from each validation's facts file, not by loading every stored
+    result; it lists the same validations, with the same pass/fail, as GX's own builder."""
+    from joinedup.quality import gate
+    from joinedup.quality.data_docs import SITE, _context, data_docs_dir, publish
+    from joinedup.quality.data_docs_index import FactsIndexBuilder, facts_dir
+    from joinedup.paths import var_dir
+
+    clean = gate.validate_batch(_canonical([_tenant(i) for i in range(1, 4)]), "housing", suite="housing")
+    broken = gate.validate_batch(_canonical(_housing_batch()), "housing", suite="housing")
+    assert clean.validation.success and not broken.validation.success
+    for night, result in enumerate([clean, broken, clean]):
+        publish(result.validation, "housing", f"night-{night}")
+    assert FactsIndexBuilder.last_read_from_facts == 3  # every link of the index came from a facts file
+    ours = (data_docs_dir() / "index.html").read_text(encoding="utf-8")
+    facts = sorted(facts_dir(var_dir() / "gx").rglob("*.json"))
+    assert len(facts) == 3
+    assert not any("QQ123456C" in p.read_text(encoding="utf-8") for p in facts)
+    # Without the facts files the builder loads every stored result, the way GX does: same page.
+    for path in facts:
+        path.unlink()
+    context = _context(str(var_dir()), str(data_docs_dir()))
+    context.build_data_docs(site_names=[SITE])
+    assert FactsIndexBuilder.last_read_from_facts == 0
+    theirs = (data_docs_dir() / "index.html").read_text(encoding="utf-8")
+    assert sorted(_index_links(ours)) == ["night-0", "night-1", "night-2"]
+    assert ours.count("ge-failed-icon") == 1 and ours.count("ge-success-icon") == 2
+    assert _undated(ours) == _undated(theirs)
+
+
+def test_pruned_validations_take_their_facts_files_with_them(project: Path, monkeypatch) -> None:  # noqa: ANN001
+    from joinedup.quality import gate
+    from joinedup.quality.data_docs import data_docs_dir, publish
+    from joinedup.quality.data_docs_index import facts_dir
+    from joinedup.paths import var_dir
+
+    monkeypatch.setenv("JOINEDUP_DATA_DOCS_KEEP", "2")
+    result = gate.validate_batch(_canonical([_tenant(1)]), "housing", suite="housing")
+    for night in range(4):
+        publish(result.validation, "housing", f"night-{night}")
+    facts = sorted(facts_dir(var_dir() / "gx").rglob("*.json"))
+    assert [p.parts[-3] for p in facts] == ["night-2", "night-3"]
+    assert sorted(_index_links((data_docs_dir() / "index.html").read_text(encoding="utf-8"))) == ["night-2", "night-3"]
