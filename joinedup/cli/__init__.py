@@ -56,6 +56,8 @@ def run(
     residents: Annotated[int, typer.Option(min=100, max=200_000, help="Synthetic council size.")] = 10_000,
     council_night: Annotated[int, typer.Option(min=0, help="Which night of the synthetic council to serve.")] = 0,
     night: Annotated[str | None, typer.Option(help="Night id (default: a new one).")] = None,
+    history: Annotated[str, typer.Option(help="The synthetic council's record history: 'none' (default, "
+                                              "~1.0 record per resident) or 'full' (~2.5).")] = "none",
 ) -> None:
     """The nightly sync: every source, then the merge; prints a summary and the report path."""
     import contextlib
@@ -65,10 +67,12 @@ def run(
     started = time.monotonic()
     council = contextlib.nullcontext(None)
     if demo:
+        from joinedup.cli.simulate import history_profile
         from joinedup.demo import DEFAULT_SEED, synthetic_council
 
-        typer.echo(f"Synthetic council: {residents:,} residents, night {council_night}, systems on 127.0.0.1")
-        council = synthetic_council(residents, DEFAULT_SEED, council_night)
+        typer.echo(f"Synthetic council: {residents:,} residents, night {council_night}, record history "
+                   f"{history}, systems on 127.0.0.1")
+        council = synthetic_council(residents, DEFAULT_SEED, council_night, history=history_profile(history))
     with council:
         outcome = run_night(_sources(source), night=night, via_airflow=not direct)
     print_summary(outcome, seconds=time.monotonic() - started)

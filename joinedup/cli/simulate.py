@@ -16,7 +16,7 @@ HISTORY_HELP = ("Record history the systems keep from before night 0: 'none' (de
                 "cases, people who left or died: about 2.5 records per resident).")
 
 
-def _history(profile: str):  # noqa: ANN202 - a RecordHistory
+def history_profile(profile: str):  # noqa: ANN202 - a RecordHistory
     from joinedup.simulators.history import RecordHistory
 
     try:
@@ -36,7 +36,7 @@ def generate(
     """Write the council's records (streaming: bounded memory even at 1,000,000 residents)."""
     from joinedup.simulators.council import write_council
 
-    manifest = write_council(out, residents, seed, night=night, history=_history(history))
+    manifest = write_council(out, residents, seed, night=night, history=history_profile(history))
     typer.echo(json.dumps(manifest, indent=2, default=str))
 
 
@@ -52,7 +52,7 @@ def serve(
     from joinedup.simulators.council import build_council
     from joinedup.simulators.servers import serve_forever
 
-    council = build_council(residents, seed, night=night, history=_history(history))
+    council = build_council(residents, seed, night=night, history=history_profile(history))
     serve_forever(council.records, var_dir() / "drops" / "council")
 
 

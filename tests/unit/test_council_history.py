@@ -274,3 +274,14 @@ def test_simulate_generate_takes_the_history_profile(tmp_path):
     refused = runner.invoke(simulate_app, ["generate", "--out", str(tmp_path / "x"), "--residents", "10",
                                            "--history", "everything"])
     assert refused.exit_code != 0 and "everything" in refused.output
+
+
+def test_joinedup_run_refuses_an_unknown_history_before_serving_anything(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from joinedup.cli import app
+
+    monkeypatch.setenv("JOINEDUP_VAR", str(tmp_path / "var"))
+    refused = CliRunner().invoke(app, ["run", "--direct", "--residents", "100", "--history", "everything"])
+    assert refused.exit_code == 2 and "unknown record history profile 'everything'" in refused.output
+    assert not (tmp_path / "var" / "council").exists()
