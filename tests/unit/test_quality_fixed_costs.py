@@ -207,3 +207,33 @@ def test_pruned_validations_take_their_facts_files_with_them(project: Path, monk
     facts = sorted(facts_dir(var_dir() / "gx").rglob("*.json"))
     assert [p.parts[-3] for p in facts] == ["night-2", "night-3"]
     assert sorted(_index_links((data_docs_dir() / "index.html").read_text(encoding="utf-8"))) == ["night-2", "night-3"]
+
+
+_GC_PROBE = """
+import gc
+import joinedup.pipeline  # what a night step has imported before the gate
+from joinedup.quality.gx_loader import great_expectations
+
+before = gc.get_freeze_count()
+gx = great_expectations()
+frozen = gc.get_freeze_count()
+assert gc.isenabled(), "the collector must run again after the import"
+assert frozen > 100_000 and frozen > before, (before, frozen)
+assert great_expectations() is gx and gc.get_freeze_count() == frozen  # once per process
+# Frozen objects are still freed by reference counting, and new garbage cycles are collected.
+class Node:
+    pass
+a, b = Node(), Node()
+a.other, b.other = b, a
+del a, b
+assert gc.collect() >= 2
+print("ok")
+"""
+
+
+def test_gx_import_runs_without_the_collector_and_is_then_frozen_out_of_its_full_passes(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(_GC_PROBE, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+    assert "leaked" not in done.stderr  # unfrozen at exit: extension modules finalise cleanly
