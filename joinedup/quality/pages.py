@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jinja2 import Environment, select_autoescape
+from jinja2 import DictLoader, Environment, select_autoescape
 from sqlalchemy.orm import Session
 
 from joinedup.canonical import person_fields
 from joinedup.paths import reports_dir
-from joinedup.quality.history import HistoryRow, source_history, sources_with_history
+from joinedup.quality.history import HistoryRow, batches_checked, source_history, sources_with_history
 
 NIGHTS_SHOWN = 60
 
@@ -72,7 +72,18 @@ _INDEX = """<!doctype html>
 </body></html>
 """
 
-_env = Environment(autoescape=select_autoescape(default_for_string=True, default=True))
+def _environment() -> Environment:
+    """The two page templates by name, so Jinja compiles each once: kept in memory and under
+    ``var/cache/gx_templates`` (the Data Docs template cache) for the next night steps, each
+    a fresh process that would otherwise compile both on every check."""
+    from joinedup.quality.data_docs import _template_bytecode, template_cache_dir
+
+    return Environment(loader=DictLoader({"source.html": _SOURCE, "index.html": _INDEX}),
+                       autoescape=select_autoescape(default_for_string=True, default=True),
+                       bytecode_cache=_template_bytecode(template_cache_dir))
+
+
+_env = _environment()
 
 
 def quality_dir() -> Path:
@@ -89,7 +100,7 @@ def _write(path: Path, html: str) -> None:
 
 def render_source_page(source: str, rows: list[HistoryRow], data_docs: bool) -> str:
     fields = [f for f in person_fields() if f != "source_system"]
-    return _env.from_string(_SOURCE).render(source=source, rows=rows, fields=fields, style=_STYLE,
+    return _env.get_template("source.html").render(source=source, rows=rows, fields=fields, style=_STYLE,
                                             nights_shown=NIGHTS_SHOWN, data_docs=data_docs)
 
 
@@ -106,10 +117,10 @@ def write_quality_pages(session: Session, sources: list[str] | None = None) -> P
         _write(folder / f"{source}.html", render_source_page(source, rows, docs))
     summary = []
     for source in sorted(set(known) | set(sources or [])):
-        rows = source_history(session, source)
-        summary.append({"source": source, "last": rows[-1] if rows else None, "batches": len(rows)})
+        last = source_history(session, source, limit=1)
+        summary.append({"source": source, "last": last[-1] if last else None, "batches": batches_checked(session, source)})
     index = folder / "index.html"
-    _write(index, _env.from_string(_INDEX).render(sources=summary, style=_STYLE, data_docs=docs))
+    _write(index, _env.get_template("index.html").render(sources=summary, style=_STYLE, data_docs=docs))
     return index
 
 
