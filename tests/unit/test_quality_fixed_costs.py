@@ -237,3 +237,61 @@ def test_gx_import_runs_without_the_collector_and_is_then_frozen_out_of_its_full
     done = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
     assert "leaked" not in done.stderr  # unfrozen at exit: extension modules finalise cleanly
+
+
+_FIELDS_PROBE = """
+import contextlib, json, re, sys
+import joinedup.quality.gx_loader as loader
+
+if sys.argv[1] == "generic":  # copy.deepcopy's own path, for comparison
+    loader._quick_field_copies = contextlib.nullcontext
+loader.great_expectations()
+from pydantic.v1 import BaseModel
+from pydantic.v1.fields import FieldInfo, ModelField
+
+assert not hasattr(ModelField, "__deepcopy__") and not hasattr(FieldInfo, "__deepcopy__")  # removed after the import
+assert loader._plain_slots_class(ModelField) and loader._plain_slots_class(FieldInfo)  # so the quick copies were used
+
+
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+
+def plain(value):
+    return re.sub(r"0x[0-9a-f]+", "0x", repr(value))
+
+
+def describe(field):
+    return [field.name, plain(field), plain(field.field_info), field.alias, field.required, plain(field.default),
+            field.shape, field.allow_none, sorted(field.class_validators),
+            [getattr(v, "__qualname__", plain(v)) for v in field.validators or []],
+            [describe(sub) for sub in field.sub_fields or []]]
+
+
+models, shared = {}, 0
+for cls in subclasses(BaseModel):
+    if cls.__module__.startswith("great_expectations"):
+        models[f"{cls.__module__}.{cls.__qualname__}"] = [describe(f) for f in cls.__fields__.values()]
+        for base in cls.__mro__[1:]:
+            for name, field in getattr(base, "__fields__", {}).items():
+                shared += cls.__fields__.get(name) is field or cls.__fields__.get(name) is not None and cls.__fields__[name].field_info is field.field_info
+print(json.dumps({"models": models, "shared": shared}, sort_keys=True, default=plain))
+"""
+
+
+def test_gx_models_get_the_same_fields_with_the_quick_copies_as_with_copy_deepcopy(tmp_path: Path) -> None:
+    """Every pydantic model GX defines has the same fields (types, defaults, validators, field
+    info, sub-fields) whichever way the bases' fields were copied, and shares the same field
+    objects with its bases (a few, where pydantic itself re-uses them) as with copy.deepcopy."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(_FIELDS_PROBE, encoding="utf-8")
+    out = {}
+    for how in ("quick", "generic"):
+        done = subprocess.run([sys.executable, str(probe), how], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        out[how] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(out["quick"]["models"]) > 200
+    assert out["quick"]["shared"] == out["generic"]["shared"], (out["quick"]["shared"], out["generic"]["shared"])
+    assert out["quick"]["models"] == out["generic"]["models"]
