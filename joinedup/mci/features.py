@@ -38,12 +38,12 @@ from sqlalchemy import (
     String,
     delete,
     func,
-    insert,
     or_,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from joinedup.mci import bulk
 from joinedup.mci import model_settings as spec
 from joinedup.mci.blocking import BlockingRule, open_duckdb
 from joinedup.mci.rules import RULES
@@ -57,8 +57,6 @@ FEATURES_VERSION = "1"
 RULE_KEY_OFFSET = 1000
 #: Values per SQL IN (...) list: under SQLite's variable limit, kind to PostgreSQL's planner.
 CHUNK = 500
-#: Rows per bulk INSERT batch.
-WRITE_CHUNK = 5000
 TEXT_COLUMNS = tuple(c for c in spec.FEATURE_COLUMNS
                      if c not in spec.INTEGER_COLUMNS and c not in spec.BOOLEAN_COLUMNS)
 
@@ -161,16 +159,15 @@ def store_features(session: Session, features: pd.DataFrame, blocking_rules: Seq
         chunk = ids[start : start + CHUNK]
         session.execute(delete(RecordBlockKey).where(RecordBlockKey.record_id.in_(chunk)))
         session.execute(delete(RecordFeatures).where(RecordFeatures.record_id.in_(chunk)))
-    # Core inserts on the tables: one executemany per chunk (the ORM's bulk insert starts a new
-    # batch whenever the pattern of empty values changes, i.e. nearly every row).
+    # Bulk writes on the tables (COPY on PostgreSQL, executemany elsewhere: joinedup.mci.bulk),
+    # never the ORM's bulk insert, which starts a new batch whenever the pattern of empty
+    # values changes, i.e. nearly every row. A record has about 15 block keys.
     rows = _feature_rows(features, sig)
-    for start in range(0, len(rows), WRITE_CHUNK):
-        session.execute(insert(RecordFeatures.__table__), rows[start : start + WRITE_CHUNK])
+    bulk.insert_rows(session, RecordFeatures.__table__, rows)
     keys = compute_block_keys(features, blocking_rules)
     key_rows = [{"block_key": int(k), "record_id": int(r), "rule_index": int(i)}
                 for r, i, k in zip(keys.record_id, keys.rule_index, keys.block_key)]
-    for start in range(0, len(key_rows), WRITE_CHUNK):
-        session.execute(insert(RecordBlockKey.__table__), key_rows[start : start + WRITE_CHUNK])
+    bulk.insert_rows(session, RecordBlockKey.__table__, key_rows)
     return len(rows)
 
 

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from joinedup.mci import bulk
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
 from joinedup.mci.golden import field_plan, golden_record
 from joinedup.mci.rules import candidate_pairs, conflict
@@ -235,7 +236,6 @@ def cluster_records(record_ids: set[int], links: list[Link], features_by_id: Map
 #: in DuckDB is then cheaper than fetching most of it key by key.
 FULL_INDEX_SHARE = 0.5
 CHUNK = 500
-WRITE_CHUNK = 5000
 PATHS = ("auto", "full", "incremental")
 
 
@@ -472,11 +472,12 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
 def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Link], decisions: pd.DataFrame,
                 current: dict[int, str | None], pending_ids: set[int], result: MatchResult,
                 model_file: str | None) -> None:
-    # Bulk statements, chunked: a first build writes a row per record and per person.
-    _bulk(session, insert(Person.__table__), [{"master_id": mid, "seq": int(mid[2:]), "created_run_id": run_id}
-                                               for mid in plan.new_masters])
-    _bulk(session, insert(PersonEvent.__table__), [{"master_id": mid, "kind": "created", "run_id": run_id,
-                                                    "reason": "no existing person matched"} for mid in plan.new_masters])
+    # Bulk writes (COPY on PostgreSQL, executemany elsewhere): a first build writes a row per
+    # record and per person.
+    bulk.insert_rows(session, Person.__table__, [{"master_id": mid, "seq": int(mid[2:]), "created_run_id": run_id}
+                                                 for mid in plan.new_masters])
+    bulk.insert_rows(session, PersonEvent.__table__, [{"master_id": mid, "kind": "created", "run_id": run_id,
+                                                       "reason": "no existing person matched"} for mid in plan.new_masters])
     for absorbed, survivor in plan.merges:
         session.execute(update(Person).where(Person.master_id == absorbed).values(status="merged", merged_into=survivor))
         session.execute(update(SourceRecord).where(SourceRecord.master_id == absorbed).values(master_id=survivor))
@@ -500,14 +501,15 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
     for rid, mid in plan.assignments.items():
         rule, score, ev = linked_by.get(rid, ("new person", None, {"rule": "new person", "model_file": model_file}))
         if rid in pending_ids or current.get(rid) != mid:
-            record_rows.append({"b_id": rid, "b_master_id": mid, "b_rule": rule[:80], "b_score": score})
+            record_rows.append({"id": rid, "master_id": mid, "match_status": "matched", "link_rule": rule[:80],
+                                "link_score": score})
         if current.get(rid) != mid:
             event_rows.append({"master_id": mid, "kind": "linked", "source_record_id": rid, "run_id": run_id,
                                "reason": rule[:200], "evidence": ev})
             if rid in linked_by:
                 result.linked += 1
-    _bulk(session, _RECORD_LINK_UPDATE, record_rows)
-    _bulk(session, insert(PersonEvent.__table__), event_rows)
+    bulk.update_rows(session, SourceRecord.__table__, "id", record_rows)
+    bulk.insert_rows(session, PersonEvent.__table__, event_rows)
     result.new_persons = len(plan.new_masters)
 
     existing_pairs = _review_pairs_among(session, set(decisions.record_id_l) | {min(a, b) for a, b in refused})
@@ -533,21 +535,6 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
     from joinedup.api.search_keys import refresh_search_keys
 
     refresh_search_keys(session, {absorbed for absorbed, _ in plan.merges})  # merged away: keys dropped
-
-
-_records = SourceRecord.__table__
-#: A record's link, written by primary key (``b_id``): one executemany per chunk.
-_RECORD_LINK_UPDATE = (update(_records).where(_records.c.id == bindparam("b_id"))
-                       .values(master_id=bindparam("b_master_id"), match_status="matched",
-                               link_rule=bindparam("b_rule"), link_score=bindparam("b_score")))
-
-
-def _bulk(session: Session, statement: Any, rows: list[dict[str, Any]]) -> None:
-    """One executemany per chunk. Core table statements, not ORM bulk ones: the ORM splits a
-    batch wherever the next row's missing (None) values differ, which at a first build meant
-    one statement every few rows."""
-    for start in range(0, len(rows), WRITE_CHUNK):
-        session.execute(statement, rows[start : start + WRITE_CHUNK])
 
 
 def _review_pairs_among(session: Session, left_ids: set[int]) -> set[tuple[int, int]]:
@@ -577,8 +564,6 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:
     ids = sorted({m for m in master_ids if m})
     plan = field_plan()
     persons, records = Person.__table__, SourceRecord.__table__
-    write = (update(persons).where(persons.c.master_id == bindparam("b_master_id"))
-             .values(golden=bindparam("b_golden"), golden_sources=bindparam("b_sources")))
     changed: set[str] = set()
     for start in range(0, len(ids), GOLDEN_CHUNK):
         chunk = ids[start : start + GOLDEN_CHUNK]
@@ -599,12 +584,10 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:
             if old_golden:
                 events.append({"master_id": mid, "kind": "golden_changed", "run_id": run_id,
                                "evidence": {"fields": sorted(k for k in golden if golden.get(k) != old_golden.get(k))}})
-            rows.append({"b_master_id": mid, "b_golden": golden, "b_sources": sources})
+            rows.append({"master_id": mid, "golden": golden, "golden_sources": sources})
             changed.add(mid)
-        if rows:
-            session.execute(write, rows)
-        if events:
-            session.execute(insert(PersonEvent), events)
+        bulk.update_rows(session, persons, "master_id", rows)  # and updated_at, as an UPDATE does
+        bulk.insert_rows(session, PersonEvent.__table__, events, autoflush=True)  # as insert(PersonEvent) did
     _expire_persons(session, changed)
     from joinedup.api.search_keys import refresh_search_keys
 

@@ -10,10 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from joinedup.canonical import person_fields
+from joinedup.mci import bulk
 from joinedup.mci.store import SourceRecord, utcnow
 from joinedup.privacy.tombstones import refuse_erased
 
@@ -69,10 +70,8 @@ def stage_records(
                 counts.changed += 1
                 changed.append(dict(id=old.id, record=clean, content_hash=digest, match_status="pending",
                                     last_run_id=run_id, staged_at=utcnow()))
-        # Bulk statements (one executemany each), not an ORM object per row: a first load
-        # stages every record of a council.
-        if fresh:
-            session.execute(insert(SourceRecord), fresh)
-        if changed:
-            session.execute(update(SourceRecord), changed)
+        # Bulk writes (COPY on PostgreSQL, one executemany elsewhere: joinedup.mci.bulk), not an
+        # ORM object per row: a first load stages every record of a council.
+        bulk.insert_rows(session, SourceRecord.__table__, fresh, autoflush=True)
+        bulk.update_rows(session, SourceRecord.__table__, "id", changed, autoflush=True)
     return counts
