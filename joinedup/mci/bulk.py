@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Table, bindparam, update
@@ -58,12 +59,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         return len(rows)
     given = [table.c[name] for name in rows[0]]
     defaults = [c for c in table.columns if c.name not in rows[0] and c.default is not None]
-    columns = given + defaults
-    default_values = [_default_of(c) for c in defaults]
-    encoders = [_encoder(c) for c in given]
-    _copy(session, table.name, columns, (
-        [encode(row[c.name]) for c, encode in zip(given, encoders)] + _fresh(defaults, default_values)
-        for row in rows))
+    _copy(session, table.name, given + defaults, map(_row_builder(given, defaults), rows))
     return len(rows)
 
 
@@ -87,23 +83,18 @@ def update_rows(session: Session, table: Table, key: str, rows: Sequence[Mapping
                                         for row in rows[start : start + WRITE_CHUNK]])
         return len(rows)
     given = [table.c[key]] + [table.c[n] for n in names]
-    encoders = [_encoder(c) for c in given]
     temp = f"_jup_bulk_{table.name}_{next(_temp_names)}"
     raw = _raw_connection(session)
     with raw.cursor() as cur:
         cur.execute(f"CREATE TEMPORARY TABLE {temp} AS SELECT {', '.join(_q(c.name) for c in given)} "
                     f"FROM {_q(table.name)} WITH NO DATA")
-    try:
-        _copy(session, temp, given, ([encode(row[c.name]) for c, encode in zip(given, encoders)] for row in rows))
-        sets = [f"{_q(n)} = t.{_q(n)}" for n in names]
-        stamp_values = [_default_of(c, onupdate=True) for c in stamped]
-        sets += [f"{_q(c.name)} = %s" for c in stamped]
-        with raw.cursor() as cur:
-            cur.execute(f"UPDATE {_q(table.name)} AS d SET {', '.join(sets)} FROM {temp} AS t "
-                        f"WHERE d.{_q(key)} = t.{_q(key)}", _fresh(stamped, stamp_values))
-    finally:
-        with raw.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {temp}")
+    _copy(session, temp, given, map(_row_builder(given, []), rows))
+    sets = [f"{_q(n)} = t.{_q(n)}" for n in names] + [f"{_q(c.name)} = %s" for c in stamped]
+    with raw.cursor() as cur:
+        cur.execute(f"UPDATE {_q(table.name)} AS d SET {', '.join(sets)} FROM {temp} AS t "
+                    f"WHERE d.{_q(key)} = t.{_q(key)}", _row_builder([], stamped, onupdate=True)({}))
+        # (a failed statement rolls the transaction back, and the temporary table with it)
+        cur.execute(f"DROP TABLE {temp}")
     return len(rows)
 
 
@@ -126,27 +117,45 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _encoder(column: Column) -> Any:
-    """How a Python value of this column is written by COPY (text format): JSON serialised
-    as SQLAlchemy serialises it, everything else as psycopg adapts it."""
-    if isinstance(column.type, JSON):
-        null_is_sql = column.type.none_as_null
-        return lambda v: None if (v is None and null_is_sql) else json.dumps(v)
-    return lambda v: v
+def _json_encoder(column: Column) -> Callable[[Any], Any]:
+    """A JSON column's value as SQLAlchemy's JSON type serialises it (``json.dumps``; None
+    is JSON ``null`` unless the type says ``none_as_null``)."""
+    if column.type.none_as_null:
+        return lambda v: None if v is None else json.dumps(v)
+    return json.dumps
 
 
-def _default_of(column: Column, *, onupdate: bool = False) -> tuple[bool, Any]:
-    """(callable?, value-or-function) of a column's Python-side default (or onupdate)."""
+def _default_of(column: Column, onupdate: bool) -> Callable[[], Any]:
+    """A function giving a column's Python-side default (or onupdate) value for one row."""
     default = column.onupdate if onupdate else column.default
     if default.is_callable:
-        return True, default.arg
+        # SQLAlchemy's wrapper takes the execution context, which none of our defaults reads
+        return lambda: default.arg(None)
     if not default.is_scalar:
         raise TypeError(f"column {column.table.name}.{column.name}: only scalar and callable "
                         "defaults can be written by the bulk path")
-    return False, default.arg
+    return lambda: default.arg
 
 
-def _fresh(columns: list[Column], defaults: list[tuple[bool, Any]]) -> list[Any]:
-    """The default values for one row, encoded for COPY: callables called (SQLAlchemy's
-    wrappers take the execution context, which none of our defaults reads), scalars as they are."""
-    return [_encoder(c)(fn(None) if is_callable else fn) for c, (is_callable, fn) in zip(columns, defaults)]
+def _row_builder(given: list[Column], defaulted: list[Column], *,
+                 onupdate: bool = False) -> Callable[[Mapping[str, Any]], list[Any] | tuple[Any, ...]]:
+    """A function turning one row dict into the values COPY writes: the ``given`` columns'
+    values (JSON serialised), then the ``defaulted`` columns' defaults. Built once per batch,
+    so a row costs one C-level item fetch and the JSON columns' serialising."""
+    names = [c.name for c in given]
+    fetch = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],) if names else ())
+    json_at = [(i, _json_encoder(c)) for i, c in enumerate(given) if isinstance(c.type, JSON)]
+    makers = [(_default_of(c, onupdate), _json_encoder(c) if isinstance(c.type, JSON) else None) for c in defaulted]
+    if not json_at and not makers:
+        return fetch
+
+    def build(row: Mapping[str, Any]) -> list[Any]:
+        values = list(fetch(row))
+        for i, encode in json_at:
+            values[i] = encode(values[i])
+        for make, encode in makers:
+            value = make()
+            values.append(encode(value) if encode else value)
+        return values
+
+    return build
