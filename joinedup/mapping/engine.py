@@ -14,7 +14,7 @@ import pandas as pd
 
 from joinedup.canonical import person_fields
 from joinedup.mapping.spec import MappingSpec
-from joinedup.mapping.transforms import get_transform
+from joinedup.mapping.transforms import get_transform, per_distinct
 
 
 class SchemaDriftError(Exception):
@@ -57,7 +57,12 @@ def detect_drift(columns: set[str], spec: MappingSpec) -> Drift:
 
 
 def _blank(series: pd.Series) -> pd.Series:
-    return series.isna() | (series.astype(str).str.strip() == "")
+    """Missing, or text that is only white space (computed once per distinct value)."""
+    return series.isna() | per_distinct(series, lambda v: str(v).strip() == "").astype(bool)
+
+
+def _has_nul(v: Any) -> bool:
+    return isinstance(v, str) and "\x00" in v
 
 
 def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> pd.DataFrame:
@@ -86,7 +91,7 @@ def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> p
         values = _joined(raw, cols, rule.join)
         # A NUL character is no part of any name, date or number, and PostgreSQL cannot store
         # one in text: the value is not mapped, so the row is quarantined naming the field.
-        nul = values.map(lambda v: isinstance(v, str) and "\x00" in v).astype(bool)
+        nul = per_distinct(values, _has_nul).astype(bool)
         if nul.any():
             values = values.where(~nul, None)
         present = ~_blank(values)
@@ -113,11 +118,18 @@ def map_records(records: list[dict[str, Any]], spec: MappingSpec, source_system:
 
 
 def _joined(raw: pd.DataFrame, cols: list[str], sep: str) -> pd.Series:
+    """One column's values, or several columns' stripped, non-blank parts joined by ``sep``
+    (None when no part has text). Each column is tidied once per distinct value; only the
+    join itself runs per row."""
     if len(cols) == 1:
         return raw[cols[0]].astype(object)
 
-    def join(row: Any) -> Any:
-        parts = [str(v).strip() for v in row if v is not None and not (isinstance(v, float) and pd.isna(v)) and str(v).strip()]
-        return sep.join(parts) if parts else None
+    def part(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and pd.isna(v)):
+            return None
+        s = str(v).strip()
+        return s or None
 
-    return raw[cols].apply(join, axis=1).astype(object)
+    columns = [per_distinct(raw[c], part).tolist() for c in cols]
+    joined = [sep.join([p for p in parts if p is not None]) or None for parts in zip(*columns)]
+    return pd.Series(joined, index=raw.index, dtype=object)

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 from joinedup import dates as _dates
 from joinedup import identifiers as _ids
@@ -52,6 +54,29 @@ def get_transform(name: str) -> Transform:
         raise UnknownTransform(name) from None
 
 
+def per_distinct(values: pd.Series, one: Callable[[Any], Any]) -> pd.Series:
+    """``one(v)`` for every value of ``values``, computed once per distinct value.
+
+    Sources repeat names, towns, titles, codes and dates a great deal, so a 100,000-row batch
+    costs one Python call per distinct value instead of one per row. Exact for any pure
+    ``one``: when every present value is text, the distinct values are found with a dict
+    (not ``pd.factorize``, whose string table stops at a NUL character and would take
+    'A\x00B' for 'A'); missing values (None, NaN, NA) reach ``one`` as themselves. A column
+    holding anything else (numbers, mixed types) falls back to one call per row, since 1,
+    1.0 and True are one dict key but three different texts."""
+    arr = values.to_numpy(dtype=object)
+    if not len(arr):
+        return pd.Series([], index=values.index, dtype=object)
+    if infer_dtype(arr, skipna=True) not in ("string", "empty"):
+        return pd.Series([one(v) for v in arr], index=values.index, dtype=object)
+    distinct: dict[Any, int] = {}
+    codes = np.fromiter((distinct.setdefault(v, len(distinct)) for v in arr), dtype=np.intp, count=len(arr))
+    results = np.empty(len(distinct), dtype=object)
+    for v, i in distinct.items():
+        results[i] = one(v)
+    return pd.Series(results[codes], index=values.index, dtype=object)
+
+
 def _map_values(values: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
     """Apply ``fn`` to each non-missing value; missing and blank values become None."""
 
@@ -61,7 +86,7 @@ def _map_values(values: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
         s = str(v).strip()
         return fn(s) if s else None
 
-    return values.map(one).astype(object)
+    return per_distinct(values, one)
 
 
 @transform("trim")
@@ -85,23 +110,16 @@ def lower(values: pd.Series) -> pd.Series:
 # dates a great deal), so a 100,000-row batch costs one call per distinct value.
 
 def _map_distinct(values: pd.Series, fn: Callable[[str], Any]) -> pd.Series:
-    """Like ``_map_values`` (missing and blank -> None, ``fn`` gets stripped text) but each
-    distinct value is computed once."""
-    cache: dict[str, Any] = {}
+    """Like ``_map_values`` (missing and blank -> None, ``fn`` gets stripped text) but with
+    ``identifiers.is_missing`` deciding what is missing; each distinct value is computed once."""
 
     def one(v: Any) -> Any:
         if _ids.is_missing(v):
             return None
         s = str(v).strip()
-        if not s:
-            return None
-        try:
-            return cache[s]
-        except KeyError:
-            out = cache[s] = fn(s)
-            return out
+        return fn(s) if s else None
 
-    return pd.Series([one(v) for v in values], index=values.index, dtype=object)
+    return per_distinct(values, one)
 
 
 def _formats(formats: Any, name: str) -> list[str]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from joinedup.identifiers import is_valid_nhs_number
+from joinedup.mapping.transforms import per_distinct
 
 
 def _iso_date(value: str) -> date | None:
@@ -29,24 +31,39 @@ def date_verdict(value: str | None, today: date) -> str | None:
     return "future" if parsed > today else "ok"
 
 
+def _nhs_verdict(value: str | None) -> str | None:
+    return None if value is None else ("ok" if is_valid_nhs_number(value) else "invalid")
+
+
+def _deceased_verdict(deceased: str | None, birth: str | None, today: date) -> str | None:
+    verdict = date_verdict(deceased, today)
+    if verdict == "ok" and birth and _iso_date(birth):
+        if _iso_date(deceased) < _iso_date(birth):  # type: ignore[arg-type, operator]
+            return "before_birth"
+    return verdict
+
+
 def add_check_columns(frame: pd.DataFrame, today: date | None = None) -> pd.DataFrame:
+    """``frame`` (not changed) plus one ``check_<field>`` verdict column per computed rule.
+
+    Each verdict is computed once per distinct value (dates of birth and empty fields repeat
+    a great deal); the deceased-date rule, which also reads the date of birth, runs per row
+    only where a plausible date of death is present."""
     today = today or date.today()
-    out = frame.copy()
-    out["check_nhs_number"] = frame["nhs_number"].map(
-        lambda v: None if v is None else ("ok" if is_valid_nhs_number(v) else "invalid")
-    )
-    out["check_date_of_birth"] = frame["date_of_birth"].map(lambda v: date_verdict(v, today))
-
-    def deceased(row: pd.Series) -> str | None:
-        verdict = date_verdict(row["deceased_date"], today)
-        if verdict == "ok" and row["date_of_birth"] and _iso_date(row["date_of_birth"]):
-            if _iso_date(row["deceased_date"]) < _iso_date(row["date_of_birth"]):  # type: ignore[operator]
-                return "before_birth"
-        return verdict
-
-    out["check_deceased_date"] = frame.apply(deceased, axis=1) if len(frame) else pd.Series(dtype=object)
+    out = frame.copy(deep=False)  # new columns only: the caller's frame is left as it was
+    out["check_nhs_number"] = per_distinct(frame["nhs_number"], _nhs_verdict)
+    out["check_date_of_birth"] = per_distinct(frame["date_of_birth"], lambda v: date_verdict(v, today))
+    deceased = per_distinct(frame["deceased_date"], lambda v: date_verdict(v, today))
+    if len(frame):
+        values = deceased.to_numpy(dtype=object)
+        death, birth = frame["deceased_date"].to_numpy(dtype=object), frame["date_of_birth"].to_numpy(dtype=object)
+        for pos in (values == "ok").nonzero()[0]:
+            values[pos] = _deceased_verdict(death[pos], birth[pos], today)
+        out["check_deceased_date"] = pd.Series(values, index=frame.index, dtype=object)
+    else:
+        out["check_deceased_date"] = pd.Series(dtype=object)
     has_name = frame["family_name"].notna() & frame["given_name"].notna()
     has_id = frame["ni_number"].notna() | frame["nhs_number"].notna()
-    out["check_identity"] = (has_name | has_id).map(lambda ok: "ok" if ok else None)
-    out["mapping_issues"] = frame["mapping_issues"].map(lambda v: v or None)
+    out["check_identity"] = pd.Series(np.where(has_name | has_id, "ok", None), index=frame.index, dtype=object)
+    out["mapping_issues"] = per_distinct(frame["mapping_issues"], lambda v: v or None)
     return out
