@@ -8,9 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from joinedup.canonical import person_fields
@@ -26,6 +25,12 @@ def content_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+class _Staged(NamedTuple):
+    id: int
+    source_key: str
+    content_hash: str
+
+
 @dataclass
 class StageCounts:
     new: int = 0
@@ -39,18 +44,25 @@ def stage_records(
     counts = StageCounts()
     records = refuse_erased(session, records, run_id)  # an erased (source, key) is quarantined, not staged
     fields = person_fields()
-    for start in range(0, len(records), CHUNK):
-        chunk = records[start : start + CHUNK]
+    chunks = [records[start : start + CHUNK] for start in range(0, len(records), CHUNK)]
+    # What is already staged, read once for the whole batch (one set-based statement on
+    # PostgreSQL: joinedup.mci.bulk.rows_matching); a key this call stages twice is read
+    # again before its second chunk, as a read per chunk would have found it.
+    wanted = [(chunk[0]["source_system"], r["source_key"]) for chunk in chunks for r in chunk]
+    stored = {(system, key): _Staged(rid, key, digest) for rid, system, key, digest in bulk.rows_matching(
+        session, SourceRecord.__table__, ("source_system", "source_key"), wanted,
+        ("id", "source_system", "source_key", "content_hash"))}
+    written: set[tuple[str, str]] = set()
+    for chunk in chunks:
         system = chunk[0]["source_system"]
         keys = [r["source_key"] for r in chunk]
-        existing = {
-            row.source_key: row
-            for row in session.execute(
-                select(SourceRecord.id, SourceRecord.source_key, SourceRecord.content_hash).where(
-                    SourceRecord.source_system == system, SourceRecord.source_key.in_(keys)
-                )
-            )
-        }
+        again = [(system, k) for k in keys if (system, k) in written]
+        if again:
+            stored.update({(s, k): _Staged(rid, k, digest) for rid, s, k, digest in bulk.rows_matching(
+                session, SourceRecord.__table__, ("source_system", "source_key"), again,
+                ("id", "source_system", "source_key", "content_hash"))})
+        existing = {k: stored[(system, k)] for k in keys if (system, k) in stored}
+        written.update((system, k) for k in keys)
         fresh: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
         for rec in chunk:

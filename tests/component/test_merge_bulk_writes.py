@@ -102,3 +102,46 @@ def test_postgresql_writes_through_copy(project: Path, mci_db: str) -> None:
 
     with session_factory()() as session:
         assert bulk.uses_copy(session) is mci_db.startswith("postgresql")
+
+
+def test_rows_matching_finds_exactly_the_keyed_rows(project: Path, mci_db: str) -> None:
+    from joinedup.mci import bulk
+    from joinedup.mci.store import SourceRecord, session_factory
+
+    table = SourceRecord.__table__
+    staged = [{"source_system": system, "source_key": f"{system[0]}{i}", "content_hash": f"h{i}", "record": {},
+               "special_category": False, "match_status": "pending", "first_run_id": "r1", "last_run_id": "r1",
+               "staged_at": datetime.utcnow()} for system in ("housing", "revenues") for i in range(1200)]
+    with session_factory()() as session:
+        bulk.insert_rows(session, table, staged)
+        asked = [("housing", f"h{i}") for i in range(0, 1200, 2)] + [("revenues", "r7"), ("revenues", "r7"),
+                                                                   ("revenues", "h8"), ("hr", "r9"), ("housing", AWKWARD)]
+        found = bulk.rows_matching(session, table, ("source_system", "source_key"), asked,
+                                   ("source_system", "source_key", "content_hash"), chunk=250)
+        assert bulk.rows_matching(session, table, ("source_system", "source_key"), [], ("id",)) == []
+    assert sorted(found) == sorted([("housing", f"h{i}", f"h{i}") for i in range(0, 1200, 2)]
+                                   + [("revenues", "r7", "h7")])
+
+
+def test_staging_a_key_twice_in_one_batch_updates_the_first(project: Path, mci_db: str,
+                                                            monkeypatch) -> None:  # noqa: ANN001
+    """A batch that carries one record twice (in different chunks) stages it, then sees it
+    changed, as when every chunk read the store afresh; a re-run changes nothing."""
+    from joinedup.mci import staging
+    from joinedup.mci.store import SourceRecord, session_factory
+
+    monkeypatch.setattr(staging, "CHUNK", 3)
+    first = [{"source_system": "revenues", "source_key": f"k{i}", "given_name": "Ann", "family_name": f"F{i}"}
+             for i in range(7)]
+    again = {**first[1], "family_name": "Changed"}
+    with session_factory()() as session:
+        counts = staging.stage_records(session, [*first, again], "r1")
+        session.commit()
+        assert (counts.new, counts.changed, counts.unchanged) == (7, 1, 0)
+        rows = dict(session.execute(select(SourceRecord.source_key, SourceRecord.record)).all())
+        assert len(rows) == 7 and rows["k1"]["family_name"] == "Changed"
+        counts = staging.stage_records(session, [*first[2:], again], "r2")
+        session.commit()
+        assert (counts.new, counts.changed, counts.unchanged) == (0, 0, 6)
+        counts = staging.stage_records(session, first[:2], "r3")
+        assert (counts.new, counts.changed, counts.unchanged) == (0, 1, 1)
