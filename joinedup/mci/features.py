@@ -36,7 +36,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    delete,
     func,
     or_,
     select,
@@ -155,10 +154,8 @@ def store_features(session: Session, features: pd.DataFrame, blocking_rules: Seq
         return 0
     sig = signature(blocking_rules)
     ids = [int(i) for i in features["record_id"]]
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        session.execute(delete(RecordBlockKey).where(RecordBlockKey.record_id.in_(chunk)))
-        session.execute(delete(RecordFeatures).where(RecordFeatures.record_id.in_(chunk)))
+    bulk.delete_matching(session, RecordBlockKey.__table__, "record_id", ids, chunk=CHUNK, autoflush=True)
+    bulk.delete_matching(session, RecordFeatures.__table__, "record_id", ids, chunk=CHUNK)
     # Bulk writes on the tables (COPY on PostgreSQL, executemany elsewhere: joinedup.mci.bulk),
     # never the ORM's bulk insert, which starts a new batch whenever the pattern of empty
     # values changes, i.e. nearly every row. A record has about 15 block keys.

@@ -145,3 +145,19 @@ def test_staging_a_key_twice_in_one_batch_updates_the_first(project: Path, mci_d
         assert (counts.new, counts.changed, counts.unchanged) == (0, 0, 6)
         counts = staging.stage_records(session, first[:2], "r3")
         assert (counts.new, counts.changed, counts.unchanged) == (0, 1, 1)
+
+
+def test_delete_matching_deletes_exactly_the_keyed_rows(project: Path, mci_db: str) -> None:
+    from joinedup.mci import bulk
+    from joinedup.mci.store import Person, session_factory
+
+    table = Person.__table__
+    with session_factory()() as session:
+        bulk.insert_rows(session, table, [{"master_id": f"JU{i:08d}", "seq": i, "created_run_id": "r1"}
+                                          for i in range(1, 1301)])
+        gone = [f"JU{i:08d}" for i in range(1, 1301, 3)] + ["JU99999999", "JU00000001"]
+        bulk.delete_matching(session, table, "master_id", gone, chunk=100)
+        bulk.delete_matching(session, table, "master_id", [])
+        session.commit()
+        left = set(session.scalars(select(table.c.master_id)))
+    assert left == {f"JU{i:08d}" for i in range(1, 1301) if (i - 1) % 3}
