@@ -12,18 +12,23 @@ with the reason and tried again by the next run (after the mapping or the source
 """
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,11 +39,11 @@ from joinedup.adapters.config import SourceConfig, adapters_dir
 from joinedup.faults import fault_point
 from joinedup.landing import LandingWriter, completed_manifest, manifest_folder, read_landed, Manifest
 from joinedup.locks import run_lock
-from joinedup.mapping.engine import SchemaDriftError, map_records
+from joinedup.mapping.engine import SchemaDriftError, apply_mapping, detect_drift, map_records
 from joinedup.mapping.spec import load_mapping
 from joinedup.mci.staging import stage_records
 from joinedup.mci.store import LandingBatch, QuarantinedRow, Run, SourceCursor, session_factory, utcnow
-from joinedup.quality.gate import QualityGateFailed, validate_batch
+from joinedup.quality.gate import QualityGateFailed, duplicated_keys, validate_batch
 
 log = logging.getLogger(__name__)
 
@@ -247,52 +252,171 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# A landed batch is mapped and validated this many rows at a time, so the check step's memory
+# stays flat however large the batch (a full build's revenues batch is ~1.9M rows at 1M residents).
+CHECK_CHUNK_ROWS = int(os.environ.get("JOINEDUP_CHECK_CHUNK_ROWS", "100000"))
+
+
+@dataclass
+class _Survey:
+    """What the check needs of the whole batch before its first chunk: which landed rows are
+    kept (a resumed extract may have landed a page twice: identical raw records count once),
+    every column the batch carries, and per kept row whether its source key repeats."""
+
+    keep: np.ndarray
+    columns: list[str]
+    duplicated: np.ndarray | None
+
+
+def _survey(manifest: Manifest, spec, source_name: str, whole_key_check: bool) -> _Survey:  # noqa: ANN001
+    """One pass over the landed pages holding 16 bytes per row (a digest of the raw record)
+    and the raw source key; the source key is mapped as the full mapping maps it."""
+    digests = bytearray()
+    columns: dict[str, None] = {}
+    key_cols = spec.fields["source_key"].source_columns()
+    raw_keys: list[list[Any]] = [[] for _ in key_cols]
+    for item in read_landed(manifest):
+        record = item.record
+        if len(record) != len(columns) or any(k not in columns for k in record):
+            columns.update(dict.fromkeys(record))
+        digests += hashlib.blake2b(json.dumps(record, sort_keys=True).encode("utf-8"), digest_size=16).digest()
+        for values, col in zip(raw_keys, key_cols):
+            values.append(record.get(col))
+    hashes = np.frombuffer(bytes(digests), dtype=[("a", "<u8"), ("b", "<u8")])
+    keep = np.zeros(len(hashes), dtype=bool)
+    if len(hashes):
+        _, first = np.unique(hashes, return_index=True)  # first occurrence of each distinct record
+        keep[first] = True
+    del digests, hashes
+    duplicated = None
+    if whole_key_check:
+        present = {c: v for c, v in zip(key_cols, raw_keys) if c in columns}
+        if present:  # built as map_records builds its frame, so the key maps exactly as there
+            raw = pd.DataFrame(present).astype(object)[keep].reset_index(drop=True)
+            raw = raw.where(raw.notna(), None)
+        else:  # a constant key, or an optional key column no record carries
+            raw = pd.DataFrame(index=pd.RangeIndex(int(keep.sum())))
+        key_spec = spec.model_copy(update={"fields": {"source_key": spec.fields["source_key"]}, "columns": None})
+        duplicated = duplicated_keys(apply_mapping(raw, key_spec, source_name)["source_key"])
+    return _Survey(keep, list(columns), duplicated)
+
+
+def _landed_chunks(manifest: Manifest, keep: np.ndarray, size: int) -> Iterator[list[Any]]:
+    """The kept landed rows, ``size`` at a time, in landing order."""
+    chunk: list[Any] = []
+    for n, item in enumerate(read_landed(manifest)):
+        if keep[n]:
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
 def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, Any]:  # noqa: ANN001
+    """Map and validate one landed batch a chunk at a time: each chunk's passing rows are
+    appended to the batch's one hand-over file and its failures kept (counts and positions
+    only), so memory does not grow with the batch. What needs the whole batch is computed
+    across the chunks: the identical-record dedupe and the source key's uniqueness from a
+    first pass over the pages (a digest and the key per row), rows in, completeness, failures
+    by rule, the failure-rate threshold and the batch-level rules from summed counts
+    (``gate.combine_chunks``). A suite with an expectation that cannot be judged a chunk at a
+    time is validated in one piece."""
     from joinedup.quality.data_docs import publish_quietly
-    from joinedup.quality.figures import batch_figures
-    from joinedup.quality.gate import source_suite
+    from joinedup.quality.figures import batch_figures, completeness
+    from joinedup.quality.gate import chunkable, combine_chunks, source_suite
 
     manifest = Manifest.from_json(json.loads(Path(batch.manifest_path).read_text(encoding="utf-8")))
-    landed = list(read_landed(manifest))
-    # A resumed extract may have fetched a page twice: identical raw records count once.
-    seen: set[str] = set()
-    unique = []
-    for item in landed:
-        key = json.dumps(item.record, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            unique.append(item)
-    canonical = map_records([u.record for u in unique], spec, config.name)
-    gate = validate_batch(canonical, config.name, suite=source_suite(config), run_name=batch.run_id)
+    suite = source_suite(config)
+    by_chunk = chunkable(config.name, suite)
+    survey = _survey(manifest, spec, config.name, by_chunk)
+    drift = detect_drift(set(survey.columns), spec)
+    if drift.missing:
+        where = spec.path or "mapping"
+        raise SchemaDriftError(f"source {config.name}: schema drift against {where}: {drift.describe()}")
+    size = max(1, CHECK_CHUNK_ROWS) if by_chunk else max(1, len(survey.keep))
+    out = work_dir(batch)
+    out.mkdir(parents=True, exist_ok=True)
+    handover = out / "passed.parquet.tmp"
+    writer: pq.ParquetWriter | None = None
+    chunks: list[tuple[int, Any]] = []
+    failures: list[dict[str, Any]] = []
+    filled: dict[str, int] = {}
+    offset = 0
+    canonical_empty: pd.DataFrame | None = None
+    try:
+        for items in _landed_chunks(manifest, survey.keep, size):
+            canonical = map_records([i.record for i in items], spec, config.name, columns=survey.columns)
+            duplicated = survey.duplicated[offset:offset + len(items)] if survey.duplicated is not None else None
+            gate = validate_batch(canonical, config.name, suite=suite, run_name=batch.run_id, duplicated=duplicated)
+            for f in gate.failures:
+                failures.append({"source_key": canonical.at[canonical.index[f.position], "source_key"], "rule": f.rule,
+                                 "field": f.field, "reason": f.reason, "landing_file": items[f.position].file,
+                                 "landing_row": items[f.position].row, "_order": (f.order, offset + f.position)})
+            for name, n in completeness(canonical).items():
+                filled[name] = filled.get(name, 0) + n
+            table = pa.Table.from_pandas(gate.passed.drop(columns=["mapping_issues"]), schema=_handover_schema(canonical),
+                                         preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(handover, table.schema)
+            writer.write_table(table)
+            if canonical_empty is None:
+                canonical_empty = canonical.iloc[:0]
+            chunks.append((offset, replace(gate, passed=gate.passed.iloc[:0])))
+            offset += len(items)
+            del canonical, gate, table, items
+        if canonical_empty is None:  # nothing landed survived the dedupe (an empty batch)
+            canonical_empty = map_records([], spec, config.name, columns=survey.columns)
+            gate = validate_batch(canonical_empty, config.name, suite=suite, run_name=batch.run_id)
+            table = pa.Table.from_pandas(gate.passed.drop(columns=["mapping_issues"]),
+                                         schema=_handover_schema(canonical_empty), preserve_index=False)
+            writer = pq.ParquetWriter(handover, table.schema)
+            writer.write_table(table)
+            chunks.append((0, gate))
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        handover.unlink(missing_ok=True)
+        raise
+    writer.close()
+    gate = combine_chunks(chunks)
+    failures.sort(key=lambda f: f["_order"])  # the order one validation of the whole batch gives
+    for f in failures:
+        del f["_order"]
     docs = publish_quietly(gate.validation, config.name, batch.run_id)
-    failures = [
-        {"source_key": canonical.at[canonical.index[f.position], "source_key"], "rule": f.rule, "field": f.field,
-         "reason": f.reason, "landing_file": unique[f.position].file, "landing_row": unique[f.position].row}
-        for f in gate.failures
-    ]
-    duplicates = len(landed) - len(unique)
+    duplicates = len(survey.keep) - int(survey.keep.sum())
+
+    def figures_of(status: str, reason: str | None = None) -> dict[str, Any]:
+        entry = batch_figures(batch.run_id, canonical_empty, rows_failed=len(gate.failed_positions), by_rule=gate.by_rule,
+                              status=status, reason=reason, duplicates_removed=duplicates, data_docs=docs)
+        entry["rows_in"] = gate.rows_in
+        entry["completeness"] = {name: filled.get(name, 0) for name in entry["completeness"]}
+        return entry
+
     refused = []
     if gate.failure_rate > config.quality.max_failure_rate:
         refused.append(f"{len(gate.failed_positions)} of {gate.rows_in} rows failed "
                        f"({gate.failure_rate:.1%} > threshold {config.quality.max_failure_rate:.1%}); by rule: {gate.by_rule}")
     refused.extend(b.describe() for b in gate.batch_failures)
     if refused:
-        figures = batch_figures(batch.run_id, canonical, rows_failed=len(gate.failed_positions), by_rule=gate.by_rule,
-                                status="refused", reason="; ".join(refused), duplicates_removed=duplicates, data_docs=docs)
+        handover.unlink(missing_ok=True)
         raise QualityGateFailed(
             f"batch {batch.run_id}: " + "; ".join(refused) + ". Nothing from this batch was loaded; its failing rows "
             "are in quarantine (`joinedup quarantine list`); fix the source or the mapping and re-run.",
-            quarantine=failures, figures=figures)
-    out = work_dir(batch)
-    out.mkdir(parents=True, exist_ok=True)
-    gate.passed.drop(columns=["mapping_issues"]).to_parquet(out / "passed.parquet.tmp", index=False)
+            quarantine=failures, figures=figures_of("refused", "; ".join(refused)))
     (out / "failures.json.tmp").write_text(json.dumps(failures), encoding="utf-8")
-    (out / "passed.parquet.tmp").replace(out / "passed.parquet")
+    handover.replace(out / "passed.parquet")
     (out / "failures.json.tmp").replace(out / "failures.json")
-    figures = batch_figures(batch.run_id, canonical, rows_failed=len(gate.failed_positions), by_rule=gate.by_rule,
-                            status="checked", duplicates_removed=duplicates, data_docs=docs)
-    return {"rows_in": gate.rows_in, "rows_passed": len(gate.passed), "rows_failed": len(gate.failed_positions),
-            "by_rule": gate.by_rule, "duplicates_removed": duplicates, "figures": figures}
+    rows_passed = gate.rows_in - len(gate.failed_positions)
+    return {"rows_in": gate.rows_in, "rows_passed": rows_passed, "rows_failed": len(gate.failed_positions),
+            "by_rule": gate.by_rule, "duplicates_removed": duplicates, "figures": figures_of("checked")}
+
+
+def _handover_schema(canonical: pd.DataFrame) -> pa.Schema:
+    """Every canonical field is text or empty: one schema for every chunk of the hand-over file
+    (a field empty in one chunk and filled in the next would otherwise change type)."""
+    return pa.schema([(name, pa.string()) for name in canonical.columns if name != "mapping_issues"])
 
 
 # -- stage --------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from joinedup.canonical import person_fields
 from joinedup.mapping.spec import MappingSpec
-from joinedup.mapping.transforms import get_transform, per_distinct
+from joinedup.mapping.transforms import distinct_values, get_transform, per_distinct, values_are_distinct
 
 
 class SchemaDriftError(Exception):
@@ -89,31 +90,50 @@ def apply_mapping(raw: pd.DataFrame, spec: MappingSpec, source_system: str) -> p
             out[name] = None
             continue
         values = _joined(raw, cols, rule.join)
-        # A NUL character is no part of any name, date or number, and PostgreSQL cannot store
-        # one in text: the value is not mapped, so the row is quarantined naming the field.
-        nul = per_distinct(values, _has_nul).astype(bool)
-        if nul.any():
-            values = values.where(~nul, None)
-        present = ~_blank(values)
-        for step in rule.transform:
-            fn = get_transform(step.name)
-            try:
-                values = fn(values, **step.params)
-            except TypeError as exc:
-                raise ValueError(f"{spec.path}: field {name}, transform {step.name}: bad parameters ({exc})") from None
-            if getattr(fn, "may_be_empty", False):
-                present = present & ~_blank(values)
-        lost = (present & _blank(values)) | nul
-        for pos in lost.to_numpy().nonzero()[0]:
+        # Every rule works value by value: run them once per distinct value, then spread back.
+        codes, distinct = distinct_values(values)
+        if codes is None:  # not all text (numbers, mixed types): row by row
+            mapped, lost = _map_field(distinct, rule, name, spec)
+        else:
+            with values_are_distinct():
+                mapped, lost = _map_field(distinct, rule, name, spec)
+            mapped, lost = mapped[codes], lost[codes]
+        for pos in lost.nonzero()[0]:
             issues[pos].append(name)
-        out[name] = values.astype(object).where(~_blank(values), None)
+        out[name] = pd.Series(mapped, index=raw.index, dtype=object)
     out["mapping_issues"] = ["|".join(i) for i in issues]
     return out
 
 
-def map_records(records: list[dict[str, Any]], spec: MappingSpec, source_system: str) -> pd.DataFrame:
-    """``apply_mapping`` over raw records as an adapter yields them (dicts of text or None)."""
-    raw = pd.DataFrame(records).astype(object)
+def _map_field(values: pd.Series, rule: Any, name: str, spec: MappingSpec) -> tuple[np.ndarray, np.ndarray]:
+    """One field's rule over ``values``: (canonical values, whether each value was lost: present
+    in the source but not mappable, or holding a NUL)."""
+    # A NUL character is no part of any name, date or number, and PostgreSQL cannot store
+    # one in text: the value is not mapped, so the row is quarantined naming the field.
+    nul = per_distinct(values, _has_nul).astype(bool)
+    if nul.any():
+        values = values.where(~nul, None)
+    present = ~_blank(values)
+    for step in rule.transform:
+        fn = get_transform(step.name)
+        try:
+            values = fn(values, **step.params)
+        except TypeError as exc:
+            raise ValueError(f"{spec.path}: field {name}, transform {step.name}: bad parameters ({exc})") from None
+        if getattr(fn, "may_be_empty", False):
+            present = present & ~_blank(values)
+    blank = _blank(values)
+    lost = (present & blank) | nul
+    return values.astype(object).where(~blank, None).to_numpy(dtype=object), lost.to_numpy(dtype=bool)
+
+
+def map_records(records: list[dict[str, Any]], spec: MappingSpec, source_system: str,
+                columns: list[str] | None = None) -> pd.DataFrame:
+    """``apply_mapping`` over raw records as an adapter yields them (dicts of text or None).
+
+    ``columns``: the columns of the whole batch when ``records`` are one chunk of it (a column
+    only some records carry is then a column of every chunk, as it is of the whole batch)."""
+    raw = pd.DataFrame(records, columns=columns).astype(object)
     return apply_mapping(raw.where(raw.notna(), None), spec, source_system)
 
 

@@ -1,13 +1,17 @@
 """Named transforms a mapping file may use (``transform: parse_nino``).
 
 Each transform is a plain function over a pandas Series of source values (strings or None)
-that returns a Series of the same length. Adding a transform is one function with the
+that returns a Series of the same length, value by value: the result for a value depends on
+that value alone (the mapping engine relies on it to run each field's rules once per distinct
+value, not once per row). Adding a transform is one function with the
 ``@transform`` decorator. A value a transform cannot make sense of becomes None only where
 the transform is documented to do so; validation of the result is the quality gate's job.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -54,25 +58,52 @@ def get_transform(name: str) -> Transform:
         raise UnknownTransform(name) from None
 
 
+def distinct_values(values: pd.Series) -> tuple[np.ndarray | None, pd.Series]:
+    """``(codes, distinct)``: the distinct values of ``values`` (first-seen order) and, per
+    row, the position of its value among them, so ``distinct.to_numpy()[codes]`` is
+    ``values`` again. Only when every present value is text: the distinct values are found
+    with a dict (not ``pd.factorize``, whose string table stops at a NUL character and would
+    take 'A\x00B' for 'A'), and missing values (None, NaN, NA) are kept as themselves. For a
+    column holding anything else (numbers, mixed types) ``codes`` is None and ``distinct`` is
+    ``values`` itself, since 1, 1.0 and True are one dict key but three different texts."""
+    arr = values.to_numpy(dtype=object)
+    if not len(arr) or infer_dtype(arr, skipna=True) not in ("string", "empty"):
+        return None, values
+    seen: dict[Any, int] = {}
+    codes = np.fromiter((seen.setdefault(v, len(seen)) for v in arr), dtype=np.intp, count=len(arr))
+    distinct = np.empty(len(seen), dtype=object)
+    for v, i in seen.items():
+        distinct[i] = v
+    return codes, pd.Series(distinct, dtype=object)
+
+
+_DISTINCT_ALREADY: ContextVar[bool] = ContextVar("distinct_already", default=False)
+
+
+@contextmanager
+def values_are_distinct() -> Iterator[None]:
+    """Inside the block, ``per_distinct`` takes its values as (nearly) distinct already and
+    calls ``one`` per value without looking for repeats: the mapping engine runs each field's
+    rules over the field's distinct values, where a second search would find none (a value
+    a transform made equal to another is computed twice, with the same answer)."""
+    token = _DISTINCT_ALREADY.set(True)
+    try:
+        yield
+    finally:
+        _DISTINCT_ALREADY.reset(token)
+
+
 def per_distinct(values: pd.Series, one: Callable[[Any], Any]) -> pd.Series:
     """``one(v)`` for every value of ``values``, computed once per distinct value.
 
     Sources repeat names, towns, titles, codes and dates a great deal, so a 100,000-row batch
     costs one Python call per distinct value instead of one per row. Exact for any pure
-    ``one``: when every present value is text, the distinct values are found with a dict
-    (not ``pd.factorize``, whose string table stops at a NUL character and would take
-    'A\x00B' for 'A'); missing values (None, NaN, NA) reach ``one`` as themselves. A column
-    holding anything else (numbers, mixed types) falls back to one call per row, since 1,
-    1.0 and True are one dict key but three different texts."""
-    arr = values.to_numpy(dtype=object)
-    if not len(arr):
-        return pd.Series([], index=values.index, dtype=object)
-    if infer_dtype(arr, skipna=True) not in ("string", "empty"):
-        return pd.Series([one(v) for v in arr], index=values.index, dtype=object)
-    distinct: dict[Any, int] = {}
-    codes = np.fromiter((distinct.setdefault(v, len(distinct)) for v in arr), dtype=np.intp, count=len(arr))
+    ``one`` (see ``distinct_values`` for what counts as one value)."""
+    codes, distinct = (None, values) if _DISTINCT_ALREADY.get() else distinct_values(values)
+    if codes is None:
+        return pd.Series([one(v) for v in values.to_numpy(dtype=object)], index=values.index, dtype=object)
     results = np.empty(len(distinct), dtype=object)
-    for v, i in distinct.items():
+    for i, v in enumerate(distinct.to_numpy()):
         results[i] = one(v)
     return pd.Series(results[codes], index=values.index, dtype=object)
 

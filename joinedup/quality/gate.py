@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from joinedup.paths import project_root
@@ -46,6 +47,7 @@ class Failure:
     rule: str
     field: str | None
     reason: str
+    order: int = 0  # the expectation's place in the validation result (the quarantine's order)
 
 
 @dataclass
@@ -206,11 +208,15 @@ def _forget_results(context: Any) -> None:
 
 
 def validate_batch(frame: pd.DataFrame, source_system: str, *, suite: str | None = None,
-                   run_name: str | None = None) -> GateResult:
+                   run_name: str | None = None, duplicated: Any = None) -> GateResult:
     """Run the merged suites over ``frame`` (canonical columns + ``mapping_issues``).
 
     ``suite``: the per-source suite's name (default: ``source_system``); ``run_name``: how
     the validation is labelled in Data Docs (say the landed batch's run id).
+    ``duplicated``: when ``frame`` is one chunk of a larger batch, per row of ``frame``
+    whether its source key is held by another row of the whole batch (see
+    ``duplicated_keys``); the source-key uniqueness rule then judges by it instead of by the
+    chunk alone, so its failures and counts are those of the whole batch.
 
     GX is imported once per process (``gx_loader``) and the source's validation definition is
     built once per process; every expectation of the merged suite runs on every batch."""
@@ -233,9 +239,11 @@ def validate_batch(frame: pd.DataFrame, source_system: str, *, suite: str | None
             )
         finally:
             _forget_results(prepared.context)
-        for res in result.results:
+        for order, res in enumerate(result.results):
             meta = res.expectation_config.meta or {}
             column = res.expectation_config.kwargs.get("column")
+            if duplicated is not None and _is_key_uniqueness(res.expectation_config):
+                _judge_uniqueness(res, np.asarray(duplicated, dtype=bool))
             rule = meta.get("rule", res.expectation_config.type)
             fld = meta.get("field", column)
             if res.exception_info and res.exception_info.get("raised_exception"):
@@ -249,9 +257,9 @@ def validate_batch(frame: pd.DataFrame, source_system: str, *, suite: str | None
             for pos in res.result.get("unexpected_index_list") or []:
                 if rule == "value_not_mappable":
                     for bad in str(checked.at[pos, "mapping_issues"]).split("|"):
-                        failures.append(Failure(int(pos), rule, bad, f"{bad}: {meta.get('why', '')}"))
+                        failures.append(Failure(int(pos), rule, bad, f"{bad}: {meta.get('why', '')}", order))
                 else:
-                    failures.append(Failure(int(pos), rule, fld, meta.get("why", rule)))
+                    failures.append(Failure(int(pos), rule, fld, meta.get("why", rule), order))
         validation = _counts_only(result)
     failed = sorted({f.position for f in failures})
     by_rule: dict[str, int] = {}
@@ -260,3 +268,156 @@ def validate_batch(frame: pd.DataFrame, source_system: str, *, suite: str | None
     passed = frame.reset_index(drop=True).drop(index=failed)
     return GateResult(passed=passed, failures=failures, rows_in=len(frame), failed_positions=failed,
                       by_rule=by_rule, batch_failures=batch_failures, validation=validation, suite_name=suite_name)
+
+
+# -- a batch validated in chunks ------------------------------------------------------------
+# A large landed batch is mapped and validated a chunk at a time (joinedup.pipeline), so the
+# check step's memory does not grow with the batch. Every rule that judges a row by that row's
+# own values (regex, set membership, not null...) gives the same verdicts chunk by chunk, and
+# its counts add up across chunks. Two things need the whole batch: the source key's
+# uniqueness (passed in as ``duplicated``, computed from the key column alone) and the
+# batch-level rules and figures (rebuilt from the summed counts by ``combine_chunks``).
+# A suite with any other kind of expectation is validated in one piece (``chunkable``).
+
+ROW_BY_ROW = frozenset({
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
+    "expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_match_regex_list", "expect_column_values_to_not_match_regex_list",
+    "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between", "expect_column_value_lengths_to_be_between",
+    "expect_column_value_lengths_to_equal", "expect_column_values_to_match_strftime_format",
+})
+UNIQUE = "expect_column_values_to_be_unique"
+KEY = "source_key"
+
+
+def _is_key_uniqueness(config: Any) -> bool:
+    return config.type == UNIQUE and config.kwargs.get("column") == KEY and not config.kwargs.get("row_condition")
+
+
+def chunkable(source_system: str, suite: str | None = None) -> bool:
+    """True when every expectation of the merged suite can be judged chunk by chunk: a
+    row-by-row rule without a row condition, or the source key's uniqueness."""
+    for spec in merged_expectations(source_system, suite):
+        kwargs = spec.get("kwargs") or {}
+        if kwargs.get("row_condition"):
+            return False
+        if spec["type"] == UNIQUE:
+            if kwargs.get("column") != KEY:
+                return False
+        elif spec["type"] not in ROW_BY_ROW:
+            return False
+    return True
+
+
+def duplicated_keys(keys: pd.Series) -> np.ndarray:
+    """Per row, whether its (non-empty) source key is also another row's: what GX's
+    ``expect_column_values_to_be_unique`` flags (every holder of a repeated key; empty keys
+    are left to the not-null rule)."""
+    keys = keys.reset_index(drop=True)
+    return (keys.notna() & keys.duplicated(keep=False)).to_numpy(dtype=bool)
+
+
+def _map_counts(result: dict[str, Any], element: int, unexpected: int, missing: int | None, mostly: float,
+                null_is_unexpected: bool) -> bool:
+    """Set a column-map result's counts and percentages as GX's ``_format_map_output`` does
+    (only the keys the result already has); returns the expectation's success as GX decides it."""
+    nonnull = element - missing if missing is not None else None
+    computed: dict[str, Any] = {"element_count": element, "unexpected_count": unexpected}
+    if missing is not None:
+        computed["missing_count"] = missing
+    total_pct = unexpected / element * 100 if element > 0 else None
+    if missing is not None:
+        computed["missing_percent"] = missing / element * 100 if element > 0 else None
+        nonmissing_pct = unexpected / nonnull * 100 if element > 0 and nonnull else None
+    else:
+        nonmissing_pct = total_pct
+    computed.update(unexpected_percent=nonmissing_pct, unexpected_percent_total=total_pct,
+                    unexpected_percent_nonmissing=nonmissing_pct)
+    for key, value in computed.items():
+        if key in result:
+            result[key] = value
+    if null_is_unexpected:  # expect_column_values_to_not_be_null judges against every row
+        return True if not element else (element - unexpected) / element >= mostly
+    considered = nonnull if nonnull is not None else element
+    if not element or not considered:
+        return True
+    return (float(considered) - float(unexpected)) / float(considered) >= mostly
+
+
+def _mostly(config: Any) -> float:
+    value = config.kwargs.get("mostly")
+    return 1.0 if value is None else float(value)
+
+
+def _judge_uniqueness(res: Any, duplicated: np.ndarray) -> None:
+    """Give the source-key uniqueness result the whole batch's verdict for this chunk's rows."""
+    result = res.result
+    rows = np.flatnonzero(duplicated)
+    result["unexpected_index_list"] = rows.tolist()
+    for key in ("unexpected_list", "partial_unexpected_list", "partial_unexpected_index_list",
+                "partial_unexpected_counts", "unexpected_index_query"):
+        result.pop(key, None)  # values of this chunk's view only; the gate keeps counts alone
+    res.success = _map_counts(result, int(result.get("element_count") or len(duplicated)), int(len(rows)),
+                              result.get("missing_count"), _mostly(res.expectation_config), False)
+
+
+def combine_chunks(chunks: list[tuple[int, GateResult]]) -> GateResult:
+    """One batch's gate result from its chunks' (``(first row's position, result)``, in batch
+    order, each validated with ``duplicated``): failures at batch positions in the order a
+    whole-batch validation gives them, counts summed, the batch-level rules judged on the
+    summed counts, and one counts-only validation result for Data Docs. ``passed`` is left
+    empty: the caller has handed each chunk's passing rows over already."""
+    failures: list[Failure] = []
+    failed: list[int] = []
+    by_rule: dict[str, int] = {}
+    rows_in = 0
+    for offset, gate in chunks:
+        failures.extend(Failure(f.position + offset, f.rule, f.field, f.reason, f.order) for f in gate.failures)
+        failed.extend(p + offset for p in gate.failed_positions)
+        for rule, n in gate.by_rule.items():
+            by_rule[rule] = by_rule.get(rule, 0) + n
+        rows_in += gate.rows_in
+    failures.sort(key=lambda f: (f.order, f.position))  # stable: a row's fields keep their order
+    by_rule = {f.rule: by_rule[f.rule] for f in failures}  # first-failure order, as one validation gives
+    validations = [g.validation for _, g in chunks if g.validation is not None]
+    validation = _combine_validations(validations) if validations else None
+    batch_failures: list[BatchRuleFailure] = []
+    for res in (validation.results if validation is not None else []):
+        meta = res.expectation_config.meta or {}
+        if meta.get("level") == "batch" and not res.success:
+            rule = meta.get("rule", res.expectation_config.type)
+            batch_failures.append(BatchRuleFailure(rule, meta.get("field", res.expectation_config.kwargs.get("column")),
+                                                   meta.get("why", rule), int(res.result.get("unexpected_count") or 0),
+                                                   rows_in))
+    suite_name = next((g.suite_name for _, g in chunks if g.suite_name), "")
+    empty = chunks[0][1].passed.iloc[:0] if chunks else pd.DataFrame()
+    return GateResult(passed=empty, failures=failures, rows_in=rows_in, failed_positions=failed, by_rule=by_rule,
+                      batch_failures=batch_failures, validation=validation, suite_name=suite_name)
+
+
+def _combine_validations(validations: list[Any]) -> Any:
+    """The first chunk's counts-only result, its counts replaced by every chunk's sums and
+    each expectation's success decided again on them (as GX would on the whole batch)."""
+    combined = validations[0]
+    for i, res in enumerate(combined.results):
+        results = [v.results[i].result or {} for v in validations]
+        if "element_count" not in results[0] or "unexpected_count" not in results[0]:
+            continue  # not a column-map result (a chunkable suite has none)
+        element = sum(int(r.get("element_count") or 0) for r in results)
+        unexpected = sum(int(r.get("unexpected_count") or 0) for r in results)
+        missing = (sum(int(r.get("missing_count") or 0) for r in results)
+                   if results[0].get("missing_count") is not None else None)
+        res.success = _map_counts(res.result, element, unexpected, missing, _mostly(res.expectation_config),
+                                  res.expectation_config.type == "expect_column_values_to_not_be_null")
+    successful = sum(bool(r.success) for r in combined.results)
+    evaluated = len(combined.results)
+    combined.success = successful == evaluated
+    stats = combined.statistics or {}
+    updates = {"evaluated_expectations": evaluated, "successful_expectations": successful,
+               "unsuccessful_expectations": evaluated - successful,
+               "success_percent": successful / evaluated * 100 if evaluated else None, "success": combined.success}
+    for key, value in updates.items():
+        if key in stats:
+            stats[key] = value
+    return combined
