@@ -11,6 +11,11 @@ one statement for a whole batch (~8x faster on the block keys). So:
   anything else: one executemany per ``WRITE_CHUNK`` rows, as before.
 - :func:`update_rows` — PostgreSQL: the rows are copied into a temporary table and applied
   with one ``UPDATE ... FROM`` joined on the key; anything else: one executemany per chunk.
+- :func:`rows_matching` / :func:`delete_matching` — the rows whose key is one of many (read
+  or deleted): on PostgreSQL the keys are copied into a temporary table and joined, one
+  statement; elsewhere ``IN (...)`` chunks. (Chunked ``IN`` reads on a table filled the same
+  night have no statistics to plan with, and once psycopg prepares them their lists are no
+  longer hashed: staging's read per 500 records cost ~0.3 s each at 19,270 records.)
 
 What a row gets is exactly what the Core statement would have written: a column missing
 from the rows takes its Python-side default (``utcnow``, ``"matcher"``...), an update sets
