@@ -29,13 +29,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from joinedup.api.models import PersonSearchKey
+from joinedup.mci import bulk
 from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, SourceRecord
 from joinedup.names import soundex
 
 CHUNK = 500              # values per SQL IN (...) list: under SQLite's variable limit
 BATCH_PERSONS = 5_000    # persons standardised and written together (bounds memory)
-WRITE_CHUNK = 10_000     # key rows per executemany
 MAX_KEY_LENGTH = 200     # the column's width; a longer key (a very long e-mail) is not indexed
 
 # the feature columns the keys are made of
@@ -114,9 +114,8 @@ def _records_of(session: Session, master_ids: Sequence[str]) -> list[tuple[int, 
 
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
-    table = PersonSearchKey.__table__
-    for start in range(0, len(rows), WRITE_CHUNK):
-        session.execute(table.insert(), rows[start:start + WRITE_CHUNK])
+    """COPY on PostgreSQL (executemany there is one INSERT per row), executemany elsewhere."""
+    bulk.insert_rows(session, PersonSearchKey.__table__, rows)
 
 
 def refresh_search_keys(session: Session, master_ids: Iterable[str]) -> int:
@@ -128,8 +127,7 @@ def refresh_search_keys(session: Session, master_ids: Iterable[str]) -> int:
     table = PersonSearchKey.__table__
     for batch_start in range(0, len(ids), BATCH_PERSONS):
         batch = ids[batch_start:batch_start + BATCH_PERSONS]
-        for start in range(0, len(batch), CHUNK):
-            session.execute(delete(table).where(table.c.master_id.in_(batch[start:start + CHUNK])))
+        bulk.delete_matching(session, table, "master_id", batch, chunk=CHUNK)
         rows = key_rows(_records_of(session, batch))
         _insert(session, rows)
         written += len(rows)

@@ -56,11 +56,12 @@ def test_the_nights_index_equals_the_per_record_rule(index: str) -> None:
 def test_build_and_refresh_give_the_same_rows_whatever_the_batch(index: str, batch: int, chunk: int,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from joinedup.api import search_keys
+    from joinedup.mci import bulk
     from joinedup.mci.store import Person, session_factory
 
     monkeypatch.setattr(search_keys, "BATCH_PERSONS", batch)
     monkeypatch.setattr(search_keys, "CHUNK", chunk)
-    monkeypatch.setattr(search_keys, "WRITE_CHUNK", 4)
+    monkeypatch.setattr(bulk, "WRITE_CHUNK", 4)  # the executemany path in small slices
     with session_factory()() as session:
         want = _expected(session)
         written = search_keys.build_search_keys(session)
