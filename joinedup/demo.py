@@ -79,7 +79,8 @@ def import_connections_into_airflow(path: Path) -> None:
 
 @contextlib.contextmanager
 def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SEED, night: int = 0,
-                      *, connections: str | None = None, history=None) -> Iterator[dict]:  # noqa: ANN001
+                      *, connections: str | None = None, history=None,
+                      changes=None) -> Iterator[dict]:  # noqa: ANN001
     """Serve the council's systems for the duration of the block; yields a description
     (``servers`` is the RunningCouncil, e.g. to take the housing service down in a test).
 
@@ -87,7 +88,8 @@ def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SE
     ``airflow connections import``; ``connections`` (default: ``connections_mode()``) says
     whether the adapters get them from JOINEDUP_CONN_* variables or from Airflow.
     ``history``: a ``RecordHistory`` or a profile name (``"full"``: the closed records a real
-    council keeps, about 2.5 records per resident); default none, the council ``make run`` serves."""
+    council keeps, about 2.5 records per resident); default none, the council ``make run`` serves.
+    ``changes``: the ``NightlyChanges`` between nights (default: the council's own rates)."""
     from joinedup.adapters.credentials import write_airflow_connections
 
     mode = connections or connections_mode()
@@ -100,7 +102,10 @@ def synthetic_council(residents: int = DEFAULT_RESIDENTS, seed: int = DEFAULT_SE
         history = RecordHistory()
     elif isinstance(history, str):
         history = RecordHistory.named(history)
-    council = build_council(residents, seed, night=night, history=history)
+    from joinedup.simulators.council import NightlyChanges
+
+    council = build_council(residents, seed, night=night, history=history,
+                            changes=changes if changes is not None else NightlyChanges())
     _write_truth(council, council_dir())
     extract_day: date = night_datetime(night).date()
     drop_dir = var_dir() / "drops" / "council"

@@ -30,7 +30,7 @@ import json
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +78,14 @@ class NightlyChanges:
 
     def __post_init__(self) -> None:
         check_rates(self, "nightly change rate")
+
+    def scaled(self, factor: float) -> "NightlyChanges":
+        """Every rate times ``factor`` (0.5: half as much happens each night). Night 0 does not
+        depend on the rates, so a benchmark can pick the share of records its next night
+        changes without changing the first build."""
+        if not factor >= 0:
+            raise ValueError(f"a change-rate scale must be a number >= 0, not {factor!r}")
+        return NightlyChanges(**{f.name: getattr(self, f.name) * factor for f in fields(self)})
 
     def life_rates(self) -> LifeRates:
         return LifeRates(self.leavers, self.starters, self.referrals, self.case_closures,

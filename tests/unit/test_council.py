@@ -394,3 +394,22 @@ def test_streaming_writer_equals_build_council(tmp_path, night1):
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="night"):
         build_council(10, 1, night=-1)
+
+
+def test_scaled_change_rates_leave_night_0_alone_and_change_less_on_night_1() -> None:
+    from joinedup.simulators.council import NightlyChanges, build_council
+
+    half = NightlyChanges().scaled(0.5)
+    assert half.moves == NightlyChanges().moves * 0.5 and half.arrivals == NightlyChanges().arrivals * 0.5
+    assert build_council(400, 5, night=0).records == build_council(400, 5, night=0, changes=half).records
+    base0 = build_council(400, 5, night=0).records
+
+    def changed(changes: NightlyChanges) -> int:
+        night1 = build_council(400, 5, night=1, changes=changes).records
+        before = {(s, json.dumps(r, sort_keys=True)) for s, rs in base0.items() for r in rs}
+        return sum((s, json.dumps(r, sort_keys=True)) not in before for s, rs in night1.items() for r in rs)
+
+    assert changed(NightlyChanges().scaled(0.0)) == 0
+    assert 0 < changed(NightlyChanges().scaled(3.0))
+    with pytest.raises(ValueError, match="change-rate scale"):
+        NightlyChanges().scaled(-1)
