@@ -165,3 +165,24 @@ def test_a_suite_that_cannot_be_judged_by_chunks_is_validated_whole(project: Pat
     gate._suite_expectations.cache_clear()
     assert not chunkable("revenues", "revenues")
     assert np.array_equal(gate.duplicated_keys(pd.Series(["a", None, "a", "b", None])), [True, False, True, False, False])
+
+
+@pytest.mark.parametrize("record", [
+    {"b": "Siân", "a": None, "c": "x\u2009y", "d": "\\u00e9", "e": "é"},
+    {"e": "é", "d": "\\u00e9", "c": "x\u2009y", "a": None, "b": "Siân"},  # the same record, keys in another order
+    {"n": "1", "m": "", "q": "\"quoted\"", "t": "\t"},
+])
+def test_the_landing_writer_writes_one_canonical_line_per_record(project: Path, record: dict[str, Any]) -> None:
+    """The check finds identical raw records by their landed line: that is exact only while the
+    writer writes each record in one canonical form (sorted keys), so equal records give equal
+    lines and different records different ones."""
+    from joinedup.landing import LandingWriter
+    from joinedup.pipeline import _landed_lines
+
+    writer = LandingWriter("revenues", "lines-1", None)
+    other = dict(record, extra="x")
+    writer.write_page([record, dict(reversed(list(record.items()))), other], "test")
+    lines = list(_landed_lines(writer.complete(None)))
+    assert lines[0] == lines[1] == json.dumps(record, ensure_ascii=False, sort_keys=True)
+    assert lines[2] != lines[0]
+    assert [json.loads(line) for line in lines] == [record, record, other]
