@@ -147,6 +147,14 @@ class LandedRecord:
     record: dict[str, Any]
 
 
+def page_lines(body: bytes) -> list[str]:
+    """A landed page's records, one per line. Split on "\\n" only: the writer keeps non-ASCII
+    text as it is, so a value may hold U+2028, U+0085 or a form feed, which ``splitlines``
+    would also break at (one record read back as three, and a parse error)."""
+    text = body.decode("utf-8")
+    return (text[:-1] if text.endswith("\n") else text).split("\n") if text else []
+
+
 def read_landed(manifest: Manifest, verify: bool = True) -> Iterator[LandedRecord]:
     """The landed records of a run, in the order received. With ``verify`` each page's
     checksum is checked first: a landing file changed after the fact is an error."""
@@ -155,5 +163,5 @@ def read_landed(manifest: Manifest, verify: bool = True) -> Iterator[LandedRecor
         body = (folder / page.file).read_bytes()
         if verify and hashlib.sha256(body).hexdigest() != page.sha256:
             raise ValueError(f"landing file {folder / page.file} does not match its manifest checksum")
-        for row, line in enumerate(body.decode("utf-8").splitlines(), start=1):
+        for row, line in enumerate(page_lines(body), start=1):
             yield LandedRecord(f"{manifest.source_system}/{safe_run_id(manifest.run_id)}/{page.file}", row, json.loads(line))

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 from lxml import etree
 
-from joinedup.landing import MANIFEST, PROGRESS, atomic_write
+from joinedup.landing import MANIFEST, PROGRESS, atomic_write, page_lines
 from joinedup.privacy.tombstones import normalise_key
 
 ERASURE_NOTE = "erasures.json"
@@ -65,7 +65,7 @@ def redact_landing_run(folder: Path, key_column: str, keys: set[str], request: s
         path = folder / page["file"]
         if not path.exists():
             continue
-        lines = path.read_bytes().decode("utf-8").splitlines()
+        lines = page_lines(path.read_bytes())
         kept, row_map = [], {}
         for row, line in enumerate(lines, start=1):
             if _matches(json.loads(line).get(key_column), keys):

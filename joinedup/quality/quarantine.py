@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from joinedup.landing import MANIFEST
+from joinedup.landing import MANIFEST, page_lines
 from joinedup.mci.store import LandingBatch, QuarantinedRow
 from joinedup.paths import landing_dir
 
@@ -92,7 +92,7 @@ def landed_row(landing_file: str, row: int) -> dict[str, Any]:
     page = next((p for p in manifest.get("pages", []) if p.get("file") == path.name), None)
     if page is None or hashlib.sha256(body).hexdigest() != page.get("sha256"):
         raise QuarantineError(f"landing file {landing_file} does not match its manifest: it was changed after landing")
-    lines = body.decode("utf-8").splitlines()
+    lines = page_lines(body)
     if not 1 <= row <= len(lines):
         raise QuarantineError(f"landing file {landing_file} has {len(lines)} rows, not row {row}")
     return json.loads(lines[row - 1])
