@@ -31,10 +31,16 @@ print("ok")
 """
 
 
+def run_probe(tmp_path: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``source`` run as a script in a fresh interpreter (a file, not -c: pyspark's doctest
+    guard exits a -c process)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(source, encoding="utf-8")
+    return subprocess.run([sys.executable, str(probe), *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
 def test_gx_is_imported_with_altair_and_scipy_stats_lazy_and_both_still_work(tmp_path: Path) -> None:
-    probe = tmp_path / "probe.py"  # a file, not -c: pyspark's doctest guard exits a -c process
-    probe.write_text(_LAZY_PROBE, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = run_probe(tmp_path, _LAZY_PROBE)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
@@ -144,9 +150,7 @@ print("ok")
 
 
 def test_gx_is_imported_as_if_pyspark_were_absent_and_pyspark_still_imports_after(tmp_path: Path) -> None:
-    probe = tmp_path / "probe.py"
-    probe.write_text(_SPARK_PROBE, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = run_probe(tmp_path, _SPARK_PROBE)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
@@ -232,9 +236,7 @@ print("ok")
 
 
 def test_gx_import_runs_without_the_collector_and_is_then_frozen_out_of_its_full_passes(tmp_path: Path) -> None:
-    probe = tmp_path / "probe.py"
-    probe.write_text(_GC_PROBE, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(probe)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = run_probe(tmp_path, _GC_PROBE)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
     assert "leaked" not in done.stderr  # unfrozen at exit: extension modules finalise cleanly
 
@@ -285,11 +287,9 @@ def test_gx_models_get_the_same_fields_with_the_quick_copies_as_with_copy_deepco
     """Every pydantic model GX defines has the same fields (types, defaults, validators, field
     info, sub-fields) whichever way the bases' fields were copied, and shares the same field
     objects with its bases (a few, where pydantic itself re-uses them) as with copy.deepcopy."""
-    probe = tmp_path / "probe.py"
-    probe.write_text(_FIELDS_PROBE, encoding="utf-8")
     out = {}
     for how in ("quick", "generic"):
-        done = subprocess.run([sys.executable, str(probe), how], cwd=REPO, capture_output=True, text=True, timeout=300)
+        done = run_probe(tmp_path, _FIELDS_PROBE, how)
         assert done.returncode == 0, done.stderr[-2000:]
         out[how] = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(out["quick"]["models"]) > 200
