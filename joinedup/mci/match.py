@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from joinedup.mci import bulk
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
 from joinedup.mci.golden import field_plan, golden_record
-from joinedup.mci.rules import candidate_pairs, conflict
+from joinedup.mci.rules import candidate_pairs, conflict, possible_twins_with_related_names
 from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, PersonEvent, ReviewPair, SourceRecord, StewardDecision
 from joinedup.mci.thresholds import MatchThresholds, load_thresholds
@@ -183,10 +183,14 @@ def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: Matc
                 if with_evidence:
                     known["evidence"] = {"rule": known["rule"], **_evidence(model, row, model_file)}
                 continue
-            why = conflict(by_id[key[0]], by_id[key[1]])
+            left, right = by_id[key[0]], by_id[key[1]]
+            why = conflict(left, right)
             outcome = "blocked" if why else thresholds.outcome(weight)
+            doubt = possible_twins_with_related_names(left, right) if outcome == "link" else None
+            if doubt:
+                outcome = "review"
             decided[key] = {
-                "rule": f"model (blocked: {why})" if why else "model",
+                "rule": f"model (blocked: {why})" if why else "model (review: possible twins, related names)" if doubt else "model",
                 "outcome": outcome, "match_weight": weight,
                 "match_probability": float(row["match_probability"]),
                 "evidence": _evidence(model, row, model_file) if with_evidence else None,

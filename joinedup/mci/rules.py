@@ -72,6 +72,29 @@ def conflict(left: Mapping[str, Any], right: Mapping[str, Any]) -> str | None:
     return None
 
 
+def possible_twins_with_related_names(left: Mapping[str, Any], right: Mapping[str, Any]) -> str | None:
+    """Why a pair the model would link goes to a steward instead: one home, one birth date,
+    one family name, no shared NI or NHS number, given names that are related but not the
+    same name (Anna and Hannah, Bill and William: one person's spellings, or twins whose
+    parents chose related names), and a personal contact that differs (both have an email,
+    or a phone, and they differ). A score cannot tell those twins from one person; a
+    steward can."""
+    a, b = left.get("given_name_std"), right.get("given_name_std")
+    if not a or not b or a.split()[0] == b.split()[0] or given_names_differ(left, right):
+        return None
+    first_a, first_b = a.split()[0], b.split()[0]
+    if len(first_a) == 1 or len(first_b) == 1 or _edit_distance_at_most_one(first_a, first_b):
+        return None  # an initial, or a one-letter slip: one name
+    shared_id = any(left.get(k) and left.get(k) == right.get(k) for k in ("ni_key", "nhs_number"))
+    same_home = (left.get("uprn") and left.get("uprn") == right.get("uprn")) or (
+        left.get("address_key") and left.get("address_key") == right.get("address_key"))
+    own_contacts = any(left.get(k) and right.get(k) and left[k] != right[k] for k in ("email_std", "phone_std"))
+    if (not shared_id and own_contacts and same_home and left.get("dob") and left.get("dob") == right.get("dob")
+            and left.get("family_name_std") and left.get("family_name_std") == right.get("family_name_std")):
+        return "possible twins with related given names: same home, date of birth and family name"
+    return None
+
+
 def _edit_distance_at_most_one(a: str, b: str) -> bool:
     """One insertion, deletion, substitution or swap of neighbours turns a into b."""
     if a == b:
