@@ -42,7 +42,7 @@ RECORDS = st.fixed_dictionaries({}, optional={
     "source_key": _field(["HT000001", "500000001"]),
     "given_name": _field(GIVEN), "middle_names": _field(GIVEN), "family_name": _field(FAMILY),
     "previous_family_names": _field(["Jones", "Jones|Evans", "", "Smith-Jones"]),
-    "date_of_birth": _field(DATES), "sex": _field(SEX), "title": _field(["Mr", "Mrs.", "miss", "Dr", "Mx", ""]), "ni_number": _field(NINO), "nhs_number": _field(NHS),
+    "date_of_birth": _field(DATES), "sex": _field(SEX), "ni_number": _field(NINO), "nhs_number": _field(NHS),
     "uprn": _field(UPRN), "address_line_1": _field(LINES[:-1]), "address_line_2": _field(LINES[:-1]),
     "postcode": _field(POSTCODE), "email": _field(EMAIL), "phone": _field(PHONE),
     "deceased_date": _field(["2024-01-02", "", " "]),
