@@ -57,19 +57,19 @@ def conflict(left: Mapping[str, Any], right: Mapping[str, Any]) -> str | None:
     for key, label in (("ni_key", "different NI numbers"), ("nhs_number", "different NHS numbers")):
         if left.get(key) and right.get(key) and left[key] != right[key]:
             return label
-    shared_id = any(left.get(k) and left.get(k) == right.get(k) for k in ("ni_key", "nhs_number"))
-    same_home = (left.get("uprn") and left.get("uprn") == right.get("uprn")) or (
-        left.get("address_key") and left.get("address_key") == right.get("address_key")
-    )
-    if (
-        not shared_id
-        and same_home
-        and left.get("dob") and left.get("dob") == right.get("dob")
-        and left.get("family_name_std") == right.get("family_name_std")
-        and given_names_differ(left, right)
-    ):
+    if household_twin_setting(left, right) and given_names_differ(left, right):
         return "possible twins: same home, date of birth and family name, different given names"
     return None
+
+
+def household_twin_setting(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
+    """One home (UPRN or address), one date of birth, one family name, and no NI or NHS
+    number in common: where twins and one person's two records look alike."""
+    shared_id = any(left.get(k) and left.get(k) == right.get(k) for k in ("ni_key", "nhs_number"))
+    same_home = (left.get("uprn") and left.get("uprn") == right.get("uprn")) or (
+        left.get("address_key") and left.get("address_key") == right.get("address_key"))
+    return bool(not shared_id and same_home and left.get("dob") and left.get("dob") == right.get("dob")
+                and left.get("family_name_std") == right.get("family_name_std"))
 
 
 def possible_twins_with_related_names(left: Mapping[str, Any], right: Mapping[str, Any]) -> str | None:
@@ -85,12 +85,8 @@ def possible_twins_with_related_names(left: Mapping[str, Any], right: Mapping[st
     first_a, first_b = a.split()[0], b.split()[0]
     if len(first_a) == 1 or len(first_b) == 1 or _edit_distance_at_most_one(first_a, first_b):
         return None  # an initial, or a one-letter slip: one name
-    shared_id = any(left.get(k) and left.get(k) == right.get(k) for k in ("ni_key", "nhs_number"))
-    same_home = (left.get("uprn") and left.get("uprn") == right.get("uprn")) or (
-        left.get("address_key") and left.get("address_key") == right.get("address_key"))
     own_contacts = any(left.get(k) and right.get(k) and left[k] != right[k] for k in ("email_std", "phone_std"))
-    if (not shared_id and own_contacts and same_home and left.get("dob") and left.get("dob") == right.get("dob")
-            and left.get("family_name_std") and left.get("family_name_std") == right.get("family_name_std")):
+    if own_contacts and left.get("family_name_std") and household_twin_setting(left, right):
         return "possible twins with related given names: same home, date of birth and family name"
     return None
 
