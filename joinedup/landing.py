@@ -155,13 +155,19 @@ def page_lines(body: bytes) -> list[str]:
     return (text[:-1] if text.endswith("\n") else text).split("\n") if text else []
 
 
-def read_landed(manifest: Manifest, verify: bool = True) -> Iterator[LandedRecord]:
-    """The landed records of a run, in the order received. With ``verify`` each page's
+def landed_pages(manifest: Manifest, verify: bool = True) -> Iterator[tuple[PageEntry, list[str]]]:
+    """Each page of a run with its lines, in the order received. With ``verify`` each page's
     checksum is checked first: a landing file changed after the fact is an error."""
     folder = manifest_folder(manifest)
     for page in manifest.pages:
         body = (folder / page.file).read_bytes()
         if verify and hashlib.sha256(body).hexdigest() != page.sha256:
             raise ValueError(f"landing file {folder / page.file} does not match its manifest checksum")
-        for row, line in enumerate(page_lines(body), start=1):
+        yield page, page_lines(body)
+
+
+def read_landed(manifest: Manifest, verify: bool = True) -> Iterator[LandedRecord]:
+    """The landed records of a run, in the order received (pages checked as ``landed_pages``)."""
+    for page, lines in landed_pages(manifest, verify):
+        for row, line in enumerate(lines, start=1):
             yield LandedRecord(f"{manifest.source_system}/{safe_run_id(manifest.run_id)}/{page.file}", row, json.loads(line))

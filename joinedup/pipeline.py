@@ -37,7 +37,7 @@ from joinedup.adapters import build_adapter, load_source
 from joinedup.adapters.base import RetriableSourceError
 from joinedup.adapters.config import SourceConfig, adapters_dir
 from joinedup.faults import fault_point
-from joinedup.landing import LandingWriter, Manifest, completed_manifest, manifest_folder, page_lines, read_landed
+from joinedup.landing import LandingWriter, Manifest, completed_manifest, landed_pages, manifest_folder, read_landed
 from joinedup.locks import run_lock
 from joinedup.mapping.engine import SchemaDriftError, apply_mapping, detect_drift, map_records
 from joinedup.mapping.spec import load_mapping
@@ -316,12 +316,8 @@ def _landed_lines(manifest: Manifest) -> Iterator[str]:
     exactly when their lines are (what ``json.dumps(record, sort_keys=True)`` of the parsed
     record told before, at a quarter of the cost; tests/component/test_check_chunks.py keeps
     the writer to that form)."""
-    folder = manifest_folder(manifest)
-    for page in manifest.pages:
-        body = (folder / page.file).read_bytes()
-        if hashlib.sha256(body).hexdigest() != page.sha256:
-            raise ValueError(f"landing file {folder / page.file} does not match its manifest checksum")
-        yield from page_lines(body)
+    for _, lines in landed_pages(manifest):
+        yield from lines
 
 
 def _landed_chunks(manifest: Manifest, keep: np.ndarray, size: int) -> Iterator[tuple[list[dict], list[tuple[str, int]]]]:
