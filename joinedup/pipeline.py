@@ -445,17 +445,24 @@ def _handover_schema(canonical: pd.DataFrame) -> pa.Schema:
 
 # -- stage --------------------------------------------------------------------------------
 def stage(source_name: str, run_id: str) -> dict[str, Any]:
-    """Quarantine each checked batch's failures and upsert its passing rows, in one transaction."""
+    """Quarantine each checked batch's failures and upsert its passing rows, in one transaction.
+    Open entries of earlier batches for the records the batch delivers again are superseded
+    (``quarantine.supersede_redelivered``): one open set per record, its newest."""
+    from joinedup.quality.quarantine import supersede_redelivered
+
     config = source_config(source_name)
     with run_lock(f"source:{source_name}", run_id):
         session, timer = _record_stage(run_id, f"stage:{source_name}")
-        figures = {"new": 0, "changed": 0, "unchanged": 0, "quarantined": 0}
+        figures = {"new": 0, "changed": 0, "unchanged": 0, "quarantined": 0, "superseded": 0}
         with session, timer:
             for batch in _batches(session, source_name, ("checked",)):
                 folder = work_dir(batch)
                 passed = pd.read_parquet(folder / "passed.parquet").astype(object)
                 passed = passed.where(passed.notna(), None)
                 failures = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
+                delivered = {k for k in passed["source_key"] if k} if "source_key" in passed else set()
+                delivered.update(f["source_key"] for f in failures if f.get("source_key"))
+                figures["superseded"] += supersede_redelivered(session, source_name, batch.run_id, delivered)
                 for f in failures:
                     session.add(QuarantinedRow(run_id=batch.run_id, source_system=source_name, **f))
                 counts = stage_records(session, passed.to_dict("records"), batch.run_id, special_category=config.special_category)

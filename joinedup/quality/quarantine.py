@@ -6,7 +6,9 @@ An entry's ``status``:
 - ``open``        waiting for a steward (the row is not in staging)
 - ``released``    re-mapped and re-validated after a fix, and admitted to staging
 - ``resolved``    the row was re-checked and this rule no longer fails (another still does)
-- ``superseded``  its batch was checked again (a refused batch retried): newer entries replace it
+- ``superseded``  its batch was checked again (a refused batch retried), or a later batch
+                  delivered the same record again (a full extract sends every record every
+                  night): the newer delivery's entries, or its staging if it passed, replace it
 - ``replayed``    its batch was replayed from landing (``joinedup replay``)
 
 A release re-reads the landed row (its page's checksum checked against the manifest), maps it
@@ -56,6 +58,26 @@ def supersede_open(session: Session, source_system: str, batch_run_id: str) -> i
         QuarantinedRow.source_system == source_system, QuarantinedRow.run_id == batch_run_id,
         QuarantinedRow.status == "open").values(status="superseded"))
     return int(result.rowcount or 0)
+
+
+def supersede_redelivered(session: Session, source_system: str, batch_run_id: str,
+                          source_keys: set[str]) -> int:
+    """Close the open entries of earlier batches for the records this batch delivers again
+    (``source_keys``: every key it staged or quarantined). A record's newest delivery is
+    what a steward acts on: when it failed again, its new entries stand alone; when it
+    passed, it was fixed at source and is staged. Without this a full-extract source (HR,
+    social care) would add the same failing record to the open queue every night. The
+    caller commits; the open queue is small, so it is read whole and matched here."""
+    if not source_keys:
+        return 0
+    open_rows = session.execute(select(QuarantinedRow.id, QuarantinedRow.source_key).where(
+        QuarantinedRow.source_system == source_system, QuarantinedRow.status == "open",
+        QuarantinedRow.run_id != batch_run_id, QuarantinedRow.source_key.is_not(None))).all()
+    ids = [row_id for row_id, key in open_rows if key in source_keys]
+    for start in range(0, len(ids), 500):
+        session.execute(update(QuarantinedRow).where(QuarantinedRow.id.in_(ids[start:start + 500]))
+                        .values(status="superseded"))
+    return len(ids)
 
 
 # -- reading ------------------------------------------------------------------------------
