@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # The characters a spreadsheet treats as the start of a formula, with the full-width forms
@@ -46,7 +47,15 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     safe = frame.copy()
     for column in safe.columns:
         if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(neutralise_cell)
+            # Only a cell whose text starts (after spaces) with a formula character can need it:
+            # found with the vectorised string methods, then checked one by one.
+            text = safe[column].astype(object)
+            try:
+                starts = text.str.lstrip(" ").str[:1].isin(FORMULA_STARTS).to_numpy(dtype=bool)
+            except AttributeError:  # no text in the column at all (.str refuses it)
+                starts = np.zeros(len(text), dtype=bool)
+            if starts.any():
+                safe.loc[starts, column] = text[starts].map(neutralise_cell)
     safe.columns = [neutralise_cell(str(c)) for c in safe.columns]
     return safe
 

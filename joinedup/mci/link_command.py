@@ -24,6 +24,7 @@ import pandas as pd
 from joinedup.canonical import person_fields
 from joinedup.exports import write_csv
 from joinedup.mci.match import choose_model, cluster_records, decide_pairs, links_from
+from joinedup.mci.rules import guard_rows
 from joinedup.mci.standardise import standardise
 from joinedup.mci.thresholds import MatchThresholds, load_thresholds
 
@@ -123,7 +124,7 @@ def link_records(records: pd.DataFrame, thresholds: MatchThresholds | None = Non
         counter[0] += 1
         return f"P{counter[0]:08d}"
 
-    features_by_id = features.set_index("record_id", drop=False).to_dict("index")
+    features_by_id = guard_rows(features)  # what the cluster guard reads, not every feature
     plan = cluster_records(everyone, links, features_by_id, thresholds, new_master_id=new_master)
     outcome.persons = len(plan.new_masters)
     counts = decisions.outcome.value_counts()
