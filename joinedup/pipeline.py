@@ -462,7 +462,7 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
                 failures = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
                 delivered = {k for k in passed["source_key"] if k} if "source_key" in passed else set()
                 delivered.update(f["source_key"] for f in failures if f.get("source_key"))
-                figures["superseded"] += supersede_redelivered(session, source_name, batch.run_id, delivered)
+                figures["superseded"] += supersede_redelivered(session, batch, delivered)
                 for f in failures:
                     session.add(QuarantinedRow(run_id=batch.run_id, source_system=source_name, **f))
                 counts = stage_records(session, passed.to_dict("records"), batch.run_id, special_category=config.special_category)

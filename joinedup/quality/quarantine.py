@@ -60,19 +60,21 @@ def supersede_open(session: Session, source_system: str, batch_run_id: str) -> i
     return int(result.rowcount or 0)
 
 
-def supersede_redelivered(session: Session, source_system: str, batch_run_id: str,
-                          source_keys: set[str]) -> int:
-    """Close the open entries of earlier batches for the records this batch delivers again
-    (``source_keys``: every key it staged or quarantined). A record's newest delivery is
-    what a steward acts on: when it failed again, its new entries stand alone; when it
-    passed, it was fixed at source and is staged. Without this a full-extract source (HR,
-    social care) would add the same failing record to the open queue every night. The
-    caller commits; the open queue is small, so it is read whole and matched here."""
+def supersede_redelivered(session: Session, batch: LandingBatch, source_keys: set[str]) -> int:
+    """Close the open entries that batches landed before ``batch`` left for the records it
+    delivers again (``source_keys``: every key it staged or quarantined). A record's newest
+    delivery is what a steward acts on: when it failed again, its new entries stand alone;
+    when it passed, it was fixed at source and is staged. Without this a full-extract source
+    (HR, social care) would add the same failing record to the open queue every night. A
+    later batch's entries are never touched (replaying an old night does not close them).
+    The caller commits; the open queue is small, so it is read whole and matched here."""
     if not source_keys:
         return 0
+    earlier = select(LandingBatch.run_id).where(LandingBatch.source_system == batch.source_system,
+                                                LandingBatch.id < batch.id)
     open_rows = session.execute(select(QuarantinedRow.id, QuarantinedRow.source_key).where(
-        QuarantinedRow.source_system == source_system, QuarantinedRow.status == "open",
-        QuarantinedRow.run_id != batch_run_id, QuarantinedRow.source_key.is_not(None))).all()
+        QuarantinedRow.source_system == batch.source_system, QuarantinedRow.status == "open",
+        QuarantinedRow.run_id.in_(earlier), QuarantinedRow.source_key.is_not(None))).all()
     ids = [row_id for row_id, key in open_rows if key in source_keys]
     for start in range(0, len(ids), 500):
         session.execute(update(QuarantinedRow).where(QuarantinedRow.id.in_(ids[start:start + 500]))

@@ -57,3 +57,17 @@ def test_a_redelivered_record_keeps_one_open_entry_and_a_fixed_one_none(project:
     sync_source("revenues", "night-3")
     with session_factory()() as session:
         assert [e for e in _entries(session) if e[3] == "open"] == [(BAD_DATE, entries[1][1], "night-2", "open")]
+
+
+def test_replaying_an_old_night_leaves_a_later_nights_entries_open(project: Path, mci_db: str) -> None:
+    from joinedup.mci.store import session_factory
+    from joinedup.pipeline import replay, sync_source
+
+    drop_file(project, "revenues", "revenues_small.csv", "revenues_20260105.csv")
+    sync_source("revenues", "night-1")
+    drop_file(project, "revenues", "revenues_small.csv", "revenues_20260106.csv")
+    sync_source("revenues", "night-2")
+    replay("revenues", "replay-1", nights=["night-1"])
+    with session_factory()() as session:
+        still_open = [(k, run) for k, _, run, status in _entries(session) if status == "open"]
+    assert (BAD_DATE, "night-2") in still_open and (BAD_NI, "night-2") in still_open
