@@ -13,9 +13,10 @@ merged, split, golden changed); ``build_search_keys`` rebuilds the lot.
 
 Why it is written set-based: the night's merge calls ``refresh_search_keys`` for every
 person it touched, which on a full build of a large council is every person (a million and
-more). So the work goes in batches of ``BATCH_PERSONS`` persons: one chunked DELETE, one
-chunked SELECT of plain rows (no ORM objects), ``standardise`` once over the batch's frame,
-and one executemany INSERT of the keys. Memory is bounded by the batch, whatever the size
+more). So the work goes in batches of ``BATCH_PERSONS`` persons: one chunked SELECT of plain
+rows (no ORM objects), ``standardise`` once over the batch's frame, one read of the stored
+keys, and only the difference written: one DELETE of the rows that went, one bulk INSERT of
+the keys that came (COPY on PostgreSQL). Memory is bounded by the batch, whatever the size
 of the council; ``build_search_keys`` reads the persons in master-ID ranges (keyset pages),
 never the whole table.
 """
@@ -119,18 +120,35 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def refresh_search_keys(session: Session, master_ids: Iterable[str]) -> int:
-    """Recompute the keys of these master IDs (merged or vanished ones lose theirs); adds
-    to the caller's transaction and returns the number of keys written."""
+    """Bring the keys of these master IDs up to date (merged or vanished ones lose theirs);
+    adds to the caller's transaction and returns the number of keys inserted.
+
+    Only what changed is written: per batch the stored keys are read and diffed against the
+    recomputed set, the rows that went (or whose ``restricted`` flag changed) are deleted by
+    id and the keys that came are inserted. A night touches every person it re-matched, and
+    most of them keep every key they had."""
     ids = sorted({m for m in master_ids if m})
     written = 0
     session.flush()  # the caller's pending links and statuses are what the keys must show
     table = PersonSearchKey.__table__
     for batch_start in range(0, len(ids), BATCH_PERSONS):
         batch = ids[batch_start:batch_start + BATCH_PERSONS]
-        bulk.delete_matching(session, table, "master_id", batch, chunk=CHUNK)
         rows = key_rows(_records_of(session, batch))
-        _insert(session, rows)
-        written += len(rows)
+        wanted = {(r["master_id"], r["key"], bool(r["restricted"])) for r in rows}
+        have: set[tuple[str, str, bool]] = set()
+        gone: list[int] = []
+        for row_id, master_id, key, restricted in bulk.rows_matching(
+                session, table, ("master_id",), [(m,) for m in batch], ("id", "master_id", "key", "restricted"),
+                chunk=CHUNK):
+            found = (master_id, key, bool(restricted))
+            if found in wanted and found not in have:
+                have.add(found)
+            else:  # a key that went, or a second copy of one
+                gone.append(row_id)
+        bulk.delete_matching(session, table, "id", gone, chunk=CHUNK)
+        came = [r for r in rows if (r["master_id"], r["key"], bool(r["restricted"])) not in have]
+        _insert(session, came)
+        written += len(came)
     return written
 
 

@@ -11,6 +11,10 @@ one statement for a whole batch (~8x faster on the block keys). So:
   anything else: one executemany per ``WRITE_CHUNK`` rows, as before.
 - :func:`update_rows` — PostgreSQL: the rows are copied into a temporary table and applied
   with one ``UPDATE ... FROM`` joined on the key; anything else: one executemany per chunk.
+- :func:`delete_rows` — the rows whose (composite) key is one of many, deleted: PostgreSQL
+  copies the keys into a temporary table and joins them in one ``DELETE ... USING``;
+  elsewhere one executemany of a keyed ``DELETE`` per chunk (an incremental night removes
+  just the block keys and search keys that went).
 - :func:`rows_matching` / :func:`delete_matching` — the rows whose key is one of many (read
   or deleted): on PostgreSQL the keys are copied into a temporary table and joined, one
   statement; elsewhere ``IN (...)`` chunks. (Chunked ``IN`` reads on a table filled the same
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
@@ -38,6 +43,10 @@ from sqlalchemy.sql.schema import Column
 #: Rows per executemany batch where COPY is not available.
 WRITE_CHUNK = 5000
 _temp_names = itertools.count(1)
+#: Rows each table was asked to write through this module (inserted, updated, or deleted by
+#: key), by table name, since the process started: how a test proves that a night which
+#: changed nothing wrote nothing (clear it first). Counting is a dict add per call.
+write_counts: Counter[str] = Counter()
 
 
 def uses_copy(session: Session) -> bool:
@@ -57,6 +66,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         return 0
     if autoflush and session.autoflush:
         session.flush()
+    write_counts[table.name] += len(rows)
     if not uses_copy(session):
         statement = table.insert()
         for start in range(0, len(rows), WRITE_CHUNK):
@@ -78,6 +88,7 @@ def update_rows(session: Session, table: Table, key: str, rows: Sequence[Mapping
         return 0
     if autoflush and session.autoflush:
         session.flush()
+    write_counts[table.name] += len(rows)
     names = [n for n in rows[0] if n != key]
     stamped = [c for c in table.columns if c.onupdate is not None and c.name not in rows[0]]
     if not uses_copy(session):
@@ -160,6 +171,7 @@ def delete_matching(session: Session, table: Table, key: str, values: Iterable[A
         return
     if autoflush and session.autoflush:
         session.flush()
+    write_counts[table.name] += len(wanted)
     if not uses_copy(session):
         column = table.c[key]
         for start in range(0, len(wanted), chunk):
@@ -174,6 +186,39 @@ def delete_matching(session: Session, table: Table, key: str, values: Iterable[A
         cur.execute(f"ANALYZE {temp}")
         cur.execute(f"DELETE FROM {_q(table.name)} AS d USING {temp} AS t WHERE d.{_q(key)} = t.{_q(key)}")
         cur.execute(f"DROP TABLE {temp}")
+
+
+def delete_rows(session: Session, table: Table, key_columns: Sequence[str], keys: Iterable[tuple[Any, ...]],
+                *, autoflush: bool = False) -> int:
+    """Delete the rows of ``table`` whose ``key_columns`` equal one of ``keys`` (tuples in
+    ``key_columns`` order). PostgreSQL: the keys are copied into a temporary table and one
+    ``DELETE ... USING`` joins it on every key column; elsewhere one executemany of a keyed
+    ``DELETE`` per ``WRITE_CHUNK`` keys (SQLite finds each row through the key's index).
+    Returns how many keys were given. ``autoflush`` as for :func:`insert_rows`."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return 0
+    if autoflush and session.autoflush:
+        session.flush()
+    write_counts[table.name] += len(wanted)
+    if not uses_copy(session):
+        statement = delete(table).where(*(table.c[c] == bindparam(f"b_{c}") for c in key_columns))
+        for start in range(0, len(wanted), WRITE_CHUNK):
+            session.execute(statement, [{f"b_{c}": v for c, v in zip(key_columns, key)}
+                                        for key in wanted[start : start + WRITE_CHUNK]])
+        return len(wanted)
+    temp = f"_jup_delk_{table.name}_{next(_temp_names)}"
+    raw = _raw_connection(session)
+    with raw.cursor() as cur:
+        cur.execute(f"CREATE TEMPORARY TABLE {temp} AS SELECT {', '.join(_q(c) for c in key_columns)} "
+                    f"FROM {_q(table.name)} WITH NO DATA")
+    _copy(session, temp, [table.c[c] for c in key_columns], wanted)
+    on = " AND ".join(f"d.{_q(c)} = t.{_q(c)}" for c in key_columns)
+    with raw.cursor() as cur:
+        cur.execute(f"ANALYZE {temp}")
+        cur.execute(f"DELETE FROM {_q(table.name)} AS d USING {temp} AS t WHERE {on}")
+        cur.execute(f"DROP TABLE {temp}")
+    return len(wanted)
 
 
 # --- PostgreSQL's COPY -----------------------------------------------------------------------

@@ -149,23 +149,57 @@ def compute_block_keys(features: pd.DataFrame, blocking_rules: Sequence[Blocking
 # --- writing --------------------------------------------------------------------------------
 
 def store_features(session: Session, features: pd.DataFrame, blocking_rules: Sequence[BlockingRule]) -> int:
-    """Write (replace) the stored features and block keys of these records; rows written."""
+    """Bring the stored features and block keys of these records up to date; returns how
+    many feature rows were written.
+
+    Only what changed is written (an incremental night re-standardises every pending record,
+    and most of them - a changed phone number, a re-sent extract - store what they stored
+    before): a record whose stored row equals the new one (same values, same signature, so
+    the same features version and key definitions) is left alone, block keys and all. For
+    the others the feature row is replaced, and the block keys are diffed per record: the
+    keys that went are deleted and the keys that came inserted, set-based (one read of the
+    stored keys, one bulk delete, one bulk insert: COPY on PostgreSQL, joinedup.mci.bulk)."""
     if features.empty:
         return 0
     sig = signature(blocking_rules)
-    ids = [int(i) for i in features["record_id"]]
-    bulk.delete_matching(session, RecordBlockKey.__table__, "record_id", ids, chunk=CHUNK, autoflush=True)
-    bulk.delete_matching(session, RecordFeatures.__table__, "record_id", ids, chunk=CHUNK)
     # Bulk writes on the tables (COPY on PostgreSQL, executemany elsewhere: joinedup.mci.bulk),
     # never the ORM's bulk insert, which starts a new batch whenever the pattern of empty
     # values changes, i.e. nearly every row. A record has about 15 block keys.
     rows = _feature_rows(features, sig)
-    bulk.insert_rows(session, RecordFeatures.__table__, rows)
-    keys = compute_block_keys(features, blocking_rules)
-    key_rows = [{"block_key": int(k), "record_id": int(r), "rule_index": int(i)}
-                for r, i, k in zip(keys.record_id, keys.rule_index, keys.block_key)]
-    bulk.insert_rows(session, RecordBlockKey.__table__, key_rows)
-    return len(rows)
+    columns = ["signature", *spec.FEATURE_COLUMNS]
+    table = RecordFeatures.__table__
+    session.flush()  # the stored rows read below are the session's too
+    stored = {r[1]: tuple(r) for r in bulk.rows_matching(session, table, ("record_id",),
+                                                           [(row["record_id"],) for row in rows], columns,
+                                                           chunk=CHUNK)}
+    changed = [row for row in rows if stored.get(row["record_id"]) != tuple(row[c] for c in columns)]
+    if not changed:
+        return 0
+    changed_ids = {row["record_id"] for row in changed}
+    bulk.delete_matching(session, table, "record_id", [i for i in changed_ids if i in stored], chunk=CHUNK)
+    bulk.insert_rows(session, table, changed)
+    _store_block_keys(session, features[features["record_id"].isin(changed_ids)], blocking_rules)
+    return len(changed)
+
+
+def _store_block_keys(session: Session, features: pd.DataFrame, blocking_rules: Sequence[BlockingRule]) -> None:
+    """Make these records' stored block keys exactly the keys computed from ``features``:
+    the stored set and the computed set are diffed (a DataFrame merge), and only the keys
+    that went are deleted and only those that came inserted."""
+    table = RecordBlockKey.__table__
+    columns = ["record_id", "block_key", "rule_index"]
+    computed = compute_block_keys(features, blocking_rules)[columns].astype("int64").drop_duplicates()
+    ids = [(int(i),) for i in features["record_id"]]
+    stored = pd.DataFrame(bulk.rows_matching(session, table, ("record_id",), ids, columns, chunk=CHUNK),
+                          columns=columns).astype("int64")
+    both = stored.merge(computed, on=columns, how="outer", indicator=True)
+    gone = both[both["_merge"] == "left_only"]
+    came = both[both["_merge"] == "right_only"]
+    bulk.delete_rows(session, table, ("block_key", "record_id"),
+                     list(zip(gone["block_key"].tolist(), gone["record_id"].tolist())))
+    bulk.insert_rows(session, table, [{"block_key": k, "record_id": r, "rule_index": i} for r, k, i in
+                                      zip(came["record_id"].tolist(), came["block_key"].tolist(),
+                                          came["rule_index"].tolist())])
 
 
 def _feature_rows(features: pd.DataFrame, sig: str) -> list[dict]:
@@ -199,14 +233,15 @@ def stale_record_ids(session: Session, blocking_rules: Sequence[BlockingRule]) -
 def load_features(session: Session, record_ids: Iterable[int] | None = None) -> pd.DataFrame:
     """Stored features (FEATURE_COLUMNS, the dtypes standardise() gives) of these records,
     or of every record when ``record_ids`` is None (training needs the whole index)."""
-    cols = [getattr(RecordFeatures, c) for c in spec.FEATURE_COLUMNS]
+    table = RecordFeatures.__table__  # Core columns: plain rows, not the ORM's row loading
+    cols = [table.c[c] for c in spec.FEATURE_COLUMNS]
     rows: list = []
     if record_ids is None:
-        rows = session.execute(select(*cols).order_by(RecordFeatures.record_id)).all()
+        rows = session.execute(select(*cols).order_by(table.c.record_id)).all()
     else:
         ids = sorted(set(int(i) for i in record_ids))
         for start in range(0, len(ids), CHUNK):
-            rows += session.execute(select(*cols).where(RecordFeatures.record_id.in_(ids[start : start + CHUNK]))).all()
+            rows += session.execute(select(*cols).where(table.c.record_id.in_(ids[start : start + CHUNK]))).all()
     frame = pd.DataFrame(rows, columns=list(spec.FEATURE_COLUMNS))
     for col in spec.FEATURE_COLUMNS:
         if col in spec.BOOLEAN_COLUMNS:
@@ -235,23 +270,24 @@ class Candidates:
 def candidates(session: Session, pending_ids: Iterable[int], block_size_cap: int) -> Candidates:
     """Blocked pairs and candidate records for ``pending_ids``, from the stored keys only."""
     pending = sorted(set(int(i) for i in pending_ids))
+    keys_t = RecordBlockKey.__table__  # Core columns: plain rows, not the ORM's row loading
     mine: list[tuple[int, int, int]] = []  # (record_id, block_key, rule_index)
     for start in range(0, len(pending), CHUNK):
-        mine += session.execute(select(RecordBlockKey.record_id, RecordBlockKey.block_key, RecordBlockKey.rule_index)
-                                .where(RecordBlockKey.record_id.in_(pending[start : start + CHUNK]))).all()
+        mine += session.execute(select(keys_t.c.record_id, keys_t.c.block_key, keys_t.c.rule_index)
+                                .where(keys_t.c.record_id.in_(pending[start : start + CHUNK]))).all()
     keys = sorted({k for _, k, _ in mine})
     sizes: dict[int, int] = {}
     for start in range(0, len(keys), CHUNK):
-        sizes.update(session.execute(select(RecordBlockKey.block_key, func.count())
-                                     .where(RecordBlockKey.block_key.in_(keys[start : start + CHUNK]))
-                                     .group_by(RecordBlockKey.block_key)).all())
+        sizes.update(session.execute(select(keys_t.c.block_key, func.count())
+                                     .where(keys_t.c.block_key.in_(keys[start : start + CHUNK]))
+                                     .group_by(keys_t.c.block_key)).all())
     rule_of = {k: i for _, k, i in mine}
     oversized = {k for k, n in sizes.items() if rule_of[k] < RULE_KEY_OFFSET and n > block_size_cap}
     wanted = sorted(k for k, n in sizes.items() if n > 1 and k not in oversized)
     members: dict[int, list[int]] = defaultdict(list)
     for start in range(0, len(wanted), CHUNK):
-        for rid, key in session.execute(select(RecordBlockKey.record_id, RecordBlockKey.block_key)
-                                        .where(RecordBlockKey.block_key.in_(wanted[start : start + CHUNK]))):
+        for rid, key in session.execute(select(keys_t.c.record_id, keys_t.c.block_key)
+                                        .where(keys_t.c.block_key.in_(wanted[start : start + CHUNK]))):
             members[key].append(rid)
     best: dict[tuple[int, int], int] = {}
     record_ids: set[int] = set(pending)

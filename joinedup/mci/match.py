@@ -252,16 +252,17 @@ def _load_frame(session: Session, record_ids: list[int] | None = None, *, after:
                 limit: int | None = None) -> pd.DataFrame:
     """Canonical records (with record_id) of these source records, or of all of them (or,
     with ``limit``, of the next ``limit`` records by id after ``after``)."""
+    records = SourceRecord.__table__  # Core columns: plain rows, not the ORM's row loading
     if record_ids is None:
-        query = select(SourceRecord.id, SourceRecord.record).order_by(SourceRecord.id)
+        query = select(records.c.id, records.c.record).order_by(records.c.id)
         if after is not None:
-            query = query.where(SourceRecord.id > after)
+            query = query.where(records.c.id > after)
         rows = session.execute(query.limit(limit) if limit else query).all()
     else:
         rows = []
         for start in range(0, len(record_ids), CHUNK):
             chunk = record_ids[start : start + CHUNK]
-            rows += session.execute(select(SourceRecord.id, SourceRecord.record).where(SourceRecord.id.in_(chunk))).all()
+            rows += session.execute(select(records.c.id, records.c.record).where(records.c.id.in_(chunk))).all()
     return pd.DataFrame([{**rec, "record_id": rid} for rid, rec in rows])
 
 
@@ -352,18 +353,20 @@ def _refresh_stored_features(session: Session, record_ids: list[int], rules: lis
 def _masters_of(session: Session, record_ids: set[int]) -> dict[int, str | None]:
     ids = sorted(record_ids)
     out: dict[int, str | None] = {}
+    records = SourceRecord.__table__  # Core columns: plain rows, not the ORM's row loading
     for start in range(0, len(ids), CHUNK):
-        out.update(session.execute(select(SourceRecord.id, SourceRecord.master_id)
-                                   .where(SourceRecord.id.in_(ids[start : start + CHUNK]))).all())
+        out.update(session.execute(select(records.c.id, records.c.master_id)
+                                   .where(records.c.id.in_(ids[start : start + CHUNK]))).all())
     return out
 
 
 def _members_of(session: Session, masters: set[str]) -> dict[int, str | None]:
     ids = sorted(masters)
     out: dict[int, str | None] = {}
+    records = SourceRecord.__table__
     for start in range(0, len(ids), CHUNK):
-        out.update(session.execute(select(SourceRecord.id, SourceRecord.master_id)
-                                   .where(SourceRecord.master_id.in_(ids[start : start + CHUNK]))).all())
+        out.update(session.execute(select(records.c.id, records.c.master_id)
+                                   .where(records.c.master_id.in_(ids[start : start + CHUNK]))).all())
     return out
 
 
