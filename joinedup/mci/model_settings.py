@@ -472,11 +472,31 @@ U_CEILING: dict[tuple[str, str], float] = {
 U_FLOOR = 1e-7
 
 
+def m_floor(comparison: str, is_else: bool) -> float:
+    """The smallest m a trained level may keep (a disagreement level has its own)."""
+    return M_FLOOR_ELSE.get(comparison, M_FLOOR) if is_else else M_FLOOR
+
+
+def m_fallback(comparison: str, label: str, is_else: bool) -> float:
+    """A sane m for a level EM could not estimate (unobserved, or driven to underflow):
+    the judgement value of ``M_FALLBACK`` where there is one, else the level's floor."""
+    return M_FALLBACK.get((comparison, label), m_floor(comparison, is_else))
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None for anything else (missing, Splink's "level not observed"
+    text, NaN or infinity: EM that divides 0 by 0 returns NaN, which no floor catches)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def apply_judgement(settings: dict[str, Any]) -> list[str]:
     """Fill unobserved parameters and floor over-confident ones, in place.
 
     Returns a steward-readable list of what was changed. Fixed levels are left
     alone; the trained m of each comparison is rescaled to sum to 1 afterwards.
+    An m or u that is not a finite number (NaN, infinity) counts as not observed.
     """
     changes: list[str] = []
     for comparison in settings["comparisons"]:
@@ -486,22 +506,20 @@ def apply_judgement(settings: dict[str, Any]) -> list[str]:
             label = level.get("label_for_charts") or level["sql_condition"]
             is_else = level["sql_condition"].strip().upper() == "ELSE"
             if not level.get("fix_m_probability"):
-                m = level.get("m_probability")
-                if not isinstance(m, (int, float)):
+                m = _number(level.get("m_probability"))
+                if m is None:
                     m = M_FALLBACK.get((name, label), 0.01)
                     changes.append(f"{name}: {label}: m not observed, set to {m}")
-                floor = M_FLOOR_ELSE.get(name, M_FLOOR) if is_else else M_FLOOR
+                floor = m_floor(name, is_else)
                 if m < floor:
                     changes.append(f"{name}: {label}: m {m:.3g} raised to floor {floor}")
                     m = floor
                 level["m_probability"] = float(m)
             if not level.get("fix_u_probability"):
-                u = level.get("u_probability")
-                if not isinstance(u, (int, float)):
+                u = _number(level.get("u_probability"))
+                if u is None:
                     known = sum(
-                        float(o["u_probability"])
-                        for o in levels
-                        if o is not level and isinstance(o.get("u_probability"), (int, float))
+                        _number(o.get("u_probability")) or 0.0 for o in levels if o is not level
                     )
                     u = max(U_FLOOR, 1.0 - known) if is_else else U_FLOOR
                     changes.append(f"{name}: {label}: u not observed, set to {u:.3g}")
@@ -509,7 +527,10 @@ def apply_judgement(settings: dict[str, Any]) -> list[str]:
                 if ceiling is not None and u > ceiling:
                     changes.append(f"{name}: {label}: u {u:.3g} lowered to {ceiling}")
                     u = ceiling
-                level["u_probability"] = float(max(u, U_FLOOR))
+                if u < U_FLOOR:
+                    changes.append(f"{name}: {label}: u {u:.3g} raised to floor {U_FLOOR}")
+                    u = U_FLOOR
+                level["u_probability"] = float(u)
         trained = [l for l in levels if not l.get("fix_m_probability")]
         fixed_total = sum(l["m_probability"] for l in levels if l.get("fix_m_probability"))
         trained_total = sum(l["m_probability"] for l in trained)

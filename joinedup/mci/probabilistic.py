@@ -248,7 +248,13 @@ def train(
       with an assumed recall of 0.8; left at its default if they find nothing.
     * m: EM on each block of ``model_settings.EM_TRAINING_BLOCKS`` that yields at
       least ``min_em_pairs`` pairs (address-only blocks are never used); the
-      residence, phone and twin-pattern parameters are fixed, not trained.
+      residence, phone and twin-pattern parameters are fixed, not trained. A level whose m
+      EM drives below what Splink accepts (clean data: the level is never seen among
+      matches) is pinned at its fallback m and the block rerun (see :func:`_em_guarded`);
+      ``training["em_underflow_pinned"]`` lists those levels.
+    * afterwards every unobserved, non-finite or over-confident parameter is filled or
+      floored (``model_settings.apply_judgement``; listed in
+      ``training["judgement_adjustments"]``) and the result checked before it is returned.
     """
     started = datetime.now(timezone.utc)
     con = open_duckdb(memory_limit=memory_limit, temp_directory=temp_directory)
@@ -277,6 +283,7 @@ def train(
         )
 
         em_used, em_skipped = [], []
+        pinned: list[dict[str, Any]] = []
         for name, keys in spec.EM_TRAINING_BLOCKS:
             rule = BlockingRule(name, keys)
             counted = count_comparisons(
@@ -286,13 +293,20 @@ def train(
                 em_skipped.append({"rule": name, "pairs": counted})
                 continue
             sql = " AND ".join(f"l.{k} = r.{k}" for k in keys)
-            linker.training.estimate_parameters_using_expectation_maximisation(
+            trained = _em_guarded(
+                linker,
                 sql,
+                block=name,
                 max_pairs=em_max_pairs if em_max_pairs and counted > em_max_pairs else None,
+                pinned=pinned,
             )
-            em_used.append({"rule": name, "pairs": counted})
+            if trained:
+                em_used.append({"rule": name, "pairs": counted})
+            else:
+                em_skipped.append({"rule": name, "pairs": counted, "reason": "underflow"})
         summary["em_blocks_used"] = em_used
         summary["em_blocks_skipped"] = em_skipped
+        summary["em_underflow_pinned"] = pinned
         if not em_used:
             logger.warning(
                 "no EM training block had %d pairs; m probabilities are defaults",
@@ -302,6 +316,16 @@ def train(
         settings = linker.misc.save_model_to_json()
         summary["untrained_levels"] = _untrained_levels(settings)
         summary["judgement_adjustments"] = spec.apply_judgement(settings)
+        _check_parameters(settings)
+        if pinned or any(s.get("reason") == "underflow" for s in em_skipped):
+            logger.warning(
+                "EM drove %d parameter(s) below what Splink accepts; pinned at fallback "
+                "values: %s; EM blocks given up: %d; %d parameter(s) filled or floored after EM",
+                len(pinned),
+                ", ".join(f"{p['comparison']}/{p['level']}" for p in pinned) or "none",
+                sum(1 for s in em_skipped if s.get("reason") == "underflow"),
+                len(summary["judgement_adjustments"]),
+            )
         summary["training_seconds"] = round(
             (datetime.now(timezone.utc) - started).total_seconds(), 2
         )
@@ -320,6 +344,135 @@ def train(
         block_size_cap=block_size_cap,
         training=summary,
     )
+
+
+#: Pinning one level per retry, an EM block is retried at most this many times.
+MAX_UNDERFLOW_RETRIES = 12
+
+#: Part of the message Splink 5 raises when an m or u falls below its minimum
+#: (``splink.internals.comparison_level._validate_m_u_probability``; M_U_CLAMP_MIN 1e-300).
+_UNDERFLOW_MESSAGE = "is below the minimum allowed value"
+
+
+def _em_guarded(
+    linker: Any,
+    sql: str,
+    *,
+    block: str,
+    max_pairs: float | None,
+    pinned: list[dict[str, Any]],
+) -> bool:
+    """Run one EM block; when EM drives a level's m below what Splink accepts, pin that level.
+
+    On very clean data a rare level (date of birth "within ten years" among same-name pairs)
+    is never seen among matches: each EM iteration multiplies its m by a tiny factor until it
+    underflows (below 1e-300), and Splink raises ValueError from inside its maximisation
+    step, so no model at all comes out and a night that retrains fails. The EM of a failed
+    block leaves the linker as it was; the level is then fixed at its fallback m (what
+    ``apply_judgement`` would have floored it to anyway, in the same order of magnitude) and
+    the block is run again. Returns False if the block had to be given up (the level could
+    not be named); the comparisons keep what other blocks learnt, or the fallbacks.
+    """
+    for _ in range(MAX_UNDERFLOW_RETRIES):
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                sql, max_pairs=max_pairs
+            )
+            return True
+        except ValueError as exc:
+            if _UNDERFLOW_MESSAGE not in str(exc):
+                raise
+            where = _underflowed_level(exc)
+            if where is None or not _pin_level(linker, *where, pinned=pinned, block=block):
+                logger.warning(
+                    "EM block %r given up: a parameter underflowed and its level could not "
+                    "be identified to pin it",
+                    block,
+                )
+                return False
+    logger.warning("EM block %r given up after %d underflow retries", block, MAX_UNDERFLOW_RETRIES)
+    return False
+
+
+def _underflowed_level(exc: BaseException) -> tuple[str, int, str] | None:
+    """(comparison, comparison vector value, "m" or "u") of the level whose parameter Splink
+    refused, read from the innermost traceback frame that is setting one level's m/u
+    (``populate_m_u_from_lookup``: locals ``cl`` and ``output_column_name``). None if
+    Splink's internals no longer look like that."""
+    parameter = "u" if str(exc).lstrip().startswith("u_probability") else "m"
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        local = tb.tb_frame.f_locals
+        level, comparison = local.get("cl"), local.get("output_column_name")
+        gamma = getattr(level, "comparison_vector_value", None)
+        if isinstance(comparison, str) and isinstance(gamma, int):
+            found = (comparison, gamma, parameter)
+        tb = tb.tb_next
+    return found
+
+
+def _pin_level(
+    linker: Any,
+    comparison: str,
+    gamma: int,
+    parameter: str,
+    *,
+    pinned: list[dict[str, Any]],
+    block: str,
+) -> bool:
+    """Fix one level's m (or u) at its fallback in the linker's settings, so that later EM
+    leaves it alone; records it in ``pinned``. False if the level is not found or already
+    pinned (pinning again would loop)."""
+    for cc in linker._settings_obj.comparisons:
+        if cc.output_column_name != comparison:
+            continue
+        for cl in cc._comparison_levels_excluding_null:
+            if cl.comparison_vector_value != gamma:
+                continue
+            flag = f"_fix_{parameter}_probability"
+            if getattr(cl, flag, None) is not False:
+                return False
+            label = cl.label_for_charts
+            is_else = cl.sql_condition.strip().upper() == "ELSE"
+            value = (
+                spec.m_fallback(comparison, label, is_else) if parameter == "m" else spec.U_FLOOR
+            )
+            setattr(cl, f"{parameter}_probability", value)
+            setattr(cl, flag, True)
+            pinned.append(
+                {
+                    "comparison": comparison,
+                    "level": label,
+                    "parameter": parameter,
+                    "value": value,
+                    "block": block,
+                }
+            )
+            return True
+    return False
+
+
+def _check_parameters(settings: Mapping[str, Any]) -> None:
+    """Every non-null level's m and u is a finite number Splink accepts, or training fails
+    here with the level named (rather than at the next night's predict)."""
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            for param in ("m_probability", "u_probability"):
+                value = level.get(param)
+                if not (
+                    isinstance(value, (int, float))
+                    and math.isfinite(value)
+                    and 1e-300 <= value <= 1.0 + 1e-9
+                ):
+                    raise ValueError(
+                        f"training left {param} of {comparison['output_column_name']}: "
+                        f"{level.get('label_for_charts', level['sql_condition'])} at {value!r}; "
+                        "expected a probability Splink accepts. This is a bug in "
+                        "model_settings.apply_judgement."
+                    )
 
 
 def _untrained_levels(settings: Mapping[str, Any]) -> list[str]:
