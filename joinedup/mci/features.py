@@ -5,6 +5,9 @@ again. Each record's features (the output of :func:`joinedup.mci.standardise.sta
 are written here once, when the record is standardised, with one row per blocking key it
 carries. A night then standardises only its pending records and asks the database for the
 records that share a blocking key with them (indexed, chunked SQL), never the whole table.
+A night writes only what changed: a pending record whose recomputed row equals its stored
+one writes nothing, and a changed record's block keys are diffed, so only the keys that
+went are deleted and only those that came inserted (:func:`store_features`).
 
 Two tables (on :class:`joinedup.mci.store.Base`):
 
