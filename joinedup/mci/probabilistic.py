@@ -367,19 +367,26 @@ def _em_guarded(
     On very clean data a rare level (date of birth "within ten years" among same-name pairs)
     is never seen among matches: each EM iteration multiplies its m by a tiny factor until it
     underflows (below 1e-300), and Splink raises ValueError from inside its maximisation
-    step, so no model at all comes out and a night that retrains fails. The EM of a failed
-    block leaves the linker as it was; the level is then fixed at its fallback m (what
+    step, so no model at all comes out and a night that retrains fails. The linker's
+    settings are restored to what they were before the failed block; the level is then
+    fixed at its fallback m (what
     ``apply_judgement`` would have floored it to anyway, in the same order of magnitude) and
     the block is run again. Returns False if the block had to be given up (the level could
     not be named); the comparisons keep what other blocks learnt, or the fallbacks.
     """
+    settings = linker._settings_obj
     for _ in range(MAX_UNDERFLOW_RETRIES):
+        # Splink's EM session trims the linker's own settings while it runs (drops the
+        # comparisons the block uses, swaps in a block-adjusted prior) and puts them back only
+        # when it succeeds: a failed session must be undone from this copy.
+        before = settings.core_model_settings.copy()
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(
                 sql, max_pairs=max_pairs
             )
             return True
         except ValueError as exc:
+            settings.core_model_settings = before
             if _UNDERFLOW_MESSAGE not in str(exc):
                 raise
             where = _underflowed_level(exc)

@@ -127,6 +127,10 @@ def test_training_succeeds_and_records_the_pinned_levels(trained) -> None:  # no
 
 def test_every_parameter_is_a_sane_probability_and_m_sums_to_one(trained) -> None:  # noqa: ANN001
     model, _ = trained
+    # A failed EM session trims the linker's settings while it runs: all are back.
+    assert model.comparison_names == [c.get_comparison("duckdb").output_column_name for c in spec.comparisons()]
+    assert model.training["prior_source"] == "deterministic rules"
+    assert 0 < model.splink_settings["probability_two_random_records_match"] < 0.01
     for comparison in model.splink_settings["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         for level in levels:
@@ -165,11 +169,21 @@ def test_a_refusal_that_is_not_an_underflow_is_not_swallowed() -> None:
         def estimate_parameters_using_expectation_maximisation(self, sql, max_pairs):  # noqa: ANN001, ANN201
             raise ValueError("Error parsing sql_statement")
 
+    class Core:
+        def copy(self):  # noqa: ANN201
+            return "settings before the block"
+
+    class Settings:
+        core_model_settings = Core()
+
     class Linker:
         training = Training()
+        _settings_obj = Settings()
 
+    linker = Linker()
     with pytest.raises(ValueError, match="parsing"):
-        probabilistic._em_guarded(Linker(), "l.dob = r.dob", block="x", max_pairs=None, pinned=[])
+        probabilistic._em_guarded(linker, "l.dob = r.dob", block="x", max_pairs=None, pinned=[])
+    assert linker._settings_obj.core_model_settings == "settings before the block"  # restored
 
 
 def test_judgement_treats_non_finite_parameters_as_unobserved_and_says_so() -> None:
