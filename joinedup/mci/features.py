@@ -54,7 +54,7 @@ from joinedup.mci.store import Base, SourceRecord
 log = logging.getLogger(__name__)
 
 #: Bump when standardise() changes what it produces: every stored row is then recomputed.
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"  # 2: sex from a gendered title where none is recorded
 #: rule_index of a deterministic rule's key = RULE_KEY_OFFSET + its position in rules.RULES.
 RULE_KEY_OFFSET = 1000
 #: Values per SQL IN (...) list: under SQLite's variable limit, kind to PostgreSQL's planner.

@@ -14,6 +14,9 @@ share a surname, a UPRN, a postcode and often a landline):
   that living together is worth a few bits (same property: +4, same phone: +3),
   never enough on its own to link, and never learnt by EM (EM on address blocks
   learns "same household", not "same person").
+* The given-name comparison has an "opposite-sex twin pattern" level ahead of its
+  similarity levels: a similar (not identical) first name whose recorded sexes differ, with
+  the same family name and date of birth (Ciara and Ciaran at one flat); fixed -12 bits.
 * The given-name comparison has a "twin pattern" level ahead of its else level:
   different first names with the same family name and date of birth. Its weight is
   fixed strongly negative (-30 bits) because, given identical birth date and
@@ -36,7 +39,7 @@ import splink.comparison_library as cl
 #: Version of the model *specification* (comparisons, levels, fixed priors).
 #: Bump it whenever a comparison or level changes: a saved model trained under
 #: another specification version is refused on load.
-MODEL_SPEC_VERSION = "1.3"
+MODEL_SPEC_VERSION = "1.4"  # 1.4: sex m fixed (sex also read from titles); opposite-sex twins
 
 #: The match-feature columns the model reads (the standardise() contract).
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -88,6 +91,11 @@ def _split(col: str, side: str) -> str:
     return f"string_split({col}_{side}, '|')"
 
 
+#: Weight (bits) of a similar given name with the other sex in the twin setting: enough to
+#: outweigh a shared birth date, surname and home, so such a pair is not linked on its score.
+OTHER_SEX_TWIN_BITS = -12.0
+
+
 def _given_name() -> cl.CustomComparison:
     jw = "jaro_winkler_similarity(given_name_std_l, given_name_std_r)"
     clearly_different = (
@@ -105,12 +113,33 @@ def _given_name() -> cl.CustomComparison:
         "AND NOT coalesce(ni_key_l = ni_key_r, false) "
         "AND NOT coalesce(nhs_number_l = nhs_number_r, false)"
     )
+    # Opposite-sex twins are often given gendered forms of one name (Ciara and Ciaran,
+    # Daniel and Daniela, Alexander and Alexandra): to the levels below they look like one
+    # person's typo or nickname. When both sexes are known and differ, in the same household
+    # setting, the similar name is evidence of twins instead.
+    other_sex_twin = (
+        "sex_l <> sex_r "  # NULL when either is unknown: the level does not apply
+        f"AND NOT ({clearly_different}) "
+        "AND family_name_std_l = family_name_std_r "
+        "AND dob_l = dob_r "
+        "AND NOT coalesce(ni_key_l = ni_key_r, false) "
+        "AND NOT coalesce(nhs_number_l = nhs_number_r, false)"
+    )
     return cl.CustomComparison(
         output_column_name="given_name",
         comparison_description="Given name: exact, nickname, similar, initial",
         comparison_levels=[
             cll.NullLevel("given_name_std"),
             cll.ExactMatchLevel("given_name_std", term_frequency_adjustments=True),
+            _fixed_weight(
+                cll.CustomLevel(
+                    other_sex_twin,
+                    label_for_charts="Similar first name, other sex, same surname and birth "
+                    "date (opposite-sex twin pattern)",
+                ),
+                m=1e-6,
+                bits=OTHER_SEX_TWIN_BITS,
+            ),
             cll.CustomLevel(
                 f"list_has_any({_split('given_name_roots', 'l')}, "
                 f"{_split('given_name_roots', 'r')})",
@@ -196,18 +225,6 @@ def _date_of_birth() -> cl.CustomComparison:
             cll.CustomLevel(
                 f"{days_apart} <= 3653", label_for_charts="Within ten years"
             ),
-            cll.ElseLevel(),
-        ],
-    )
-
-
-def _exact_identifier(column: str, name: str, description: str) -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name=name,
-        comparison_description=description,
-        comparison_levels=[
-            cll.NullLevel(column),
-            cll.ExactMatchLevel(column),
             cll.ElseLevel(),
         ],
     )
@@ -340,6 +357,30 @@ def _email() -> cl.CustomComparison:
     )
 
 
+#: m of the sex comparison, FIXED: the share of one person's record pairs that agree on sex
+#: (most disagreements are keying errors, or a title that does not match the recorded sex).
+#: Learnt by EM it was unstable: on a clean extract (more records carry a sex once titles
+#: say it) EM drove the disagreement m towards zero and dragged other rare levels' m below
+#: what Splink accepts. 0.005 is the floor a learnt value was held to anyway.
+SEX_DIFFERS_M = 0.005
+
+
+def _sex() -> cl.CustomComparison:
+    """Sex, recorded or read from a gendered title (see ``standardise.sex_from_title``).
+    Its m is fixed; u is still sampled (how often two random records agree on sex)."""
+    return cl.CustomComparison(
+        output_column_name="sex",
+        comparison_description="Sex (as recorded, else from a gendered title; fixed m)",
+        comparison_levels=[
+            cll.NullLevel("sex"),
+            cll.ExactMatchLevel("sex").configure(
+                m_probability=1.0 - SEX_DIFFERS_M, fix_m_probability=True
+            ),
+            cll.ElseLevel().configure(m_probability=SEX_DIFFERS_M, fix_m_probability=True),
+        ],
+    )
+
+
 def _phone() -> cl.CustomComparison:
     same_m, same_bits = 0.55, 3.0
     same_u = same_m / 2**same_bits
@@ -363,7 +404,7 @@ def comparisons() -> list[cl.CustomComparison]:
         _given_name(),
         _family_name(),
         _date_of_birth(),
-        _exact_identifier("sex", "sex", "Sex"),
+        _sex(),
         _identifier("ni_key", "ni_number", "National Insurance number (8 chars)"),
         _identifier("nhs_number", "nhs_number", "NHS number"),
         _residence(),

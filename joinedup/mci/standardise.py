@@ -4,6 +4,7 @@
 columns (``FEATURE_COLUMNS``) are exactly what blocking, the deterministic rules and the
 Splink model read. Rules applied here, so the matcher never has to repeat them:
 
+- sex as recorded, else as a gendered title says (Mr, Mrs, Miss, Ms...; never Dr, Rev, Mx);
 - names folded (accents, apostrophes, hyphens), nickname roots, family-name parts including
   previous (maiden) names, a Soundex code that makes McDonald/MacDonald comparable;
 - dates of birth that are placeholders (1900-01-01, before 1900, future) are missing; a
@@ -115,6 +116,18 @@ def sex_code(value: Any) -> str | None:
     return None
 
 
+#: Titles that say the sex (Mx, Dr, Rev and the like do not). Housing and council tax record
+#: a title but no sex: without this, opposite-sex twins with near-identical names (Ciara and
+#: Ciaran, same birth date and flat) differ in nothing those systems hold.
+TITLE_SEX: dict[str, str] = {"MR": "M", "MASTER": "M", "SIR": "M", "LORD": "M",
+                             "MRS": "F", "MISS": "F", "MS": "F", "LADY": "F", "DAME": "F"}
+
+
+def sex_from_title(value: Any) -> str | None:
+    """The sex a gendered title says (Mr -> M; Mrs, Miss, Ms -> F), else None (Dr, Rev, Mx)."""
+    return TITLE_SEX.get(str(value).replace(".", "").strip().upper())
+
+
 def _valid_or_none(normalise: Callable[[Any], str | None], valid: Callable[[Any], bool]
                    ) -> Callable[[Any], str | None]:
     def one(value: Any) -> str | None:
@@ -210,7 +223,9 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
     out["dob_year"] = years
     out["dob_is_placeholder"] = np.array([t[2] for t in triples], dtype=bool)
 
-    out["sex"] = _per_distinct(_column(records, "sex"), sex_code)
+    recorded_sex = _per_distinct(_column(records, "sex"), sex_code)
+    title_sex = _per_distinct(_column(records, "title"), sex_from_title)
+    out["sex"] = np.where(pd.isna(recorded_sex), title_sex, recorded_sex)  # the recorded sex wins
     out["ni_key"] = _per_distinct(_column(records, "ni_number"), ids.nino_key)
     out["nhs_number"] = _per_distinct(_column(records, "nhs_number"), nhs_std)
     out["uprn"] = _per_distinct(_column(records, "uprn"), uprn_std)

@@ -157,3 +157,18 @@ def test_repeated_values_give_identical_features():
     out = standardise(frame)
     for col in ("given_name_roots", "family_name_parts", "address_key", "dob", "ni_key"):
         assert out[col].nunique() == 1, col
+
+
+def test_a_gendered_title_gives_the_sex_only_where_none_is_recorded() -> None:
+    """Council tax and housing hold a title, not a sex: Mr/Miss tell opposite-sex twins apart."""
+    frame = pd.DataFrame([
+        {"record_id": 1, "title": "Mr", "sex": None},
+        {"record_id": 2, "title": "Miss", "sex": "M"},   # the recorded sex wins over the title
+        {"record_id": 3, "title": "Dr", "sex": None},    # a title that does not say
+        {"record_id": 4, "title": "mrs.", "sex": None},
+        {"record_id": 5, "title": None, "sex": "2"},
+        {"record_id": 6, "title": " Ms ", "sex": "U"},   # "unknown" recorded: the title says
+        {"record_id": 7, "title": "Mx", "sex": None},
+        {"record_id": 8, "title": "Rev", "sex": None},
+    ])
+    assert standardise(frame)["sex"].tolist() == ["M", "M", None, "F", "F", "F", None, None]
