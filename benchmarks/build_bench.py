@@ -192,14 +192,18 @@ def run_night_steps(sources: list[str], run_id: str, env: dict[str, str], work: 
             say(f"  {step:6} {source:11} {fig['seconds_in_step']:8.1f} s   (measured before; resumed)")
             steps.append(fig)
             continue
-        if in_process:
-            t0 = time.perf_counter()
-            fig = measure_step(step, source, run_id)
-            fig["wall_seconds_outside"] = round(time.perf_counter() - t0, 3)
-        else:
-            result = step_file(work, step, source)
-            argv = [sys.executable, str(Path(__file__).resolve()), "--child", step, source, run_id, str(result)]
-            fig = run_child(argv, env, result)
+        with LoadWatch() as load:
+            if in_process:
+                t0 = time.perf_counter()
+                fig = measure_step(step, source, run_id)
+                fig["wall_seconds_outside"] = round(time.perf_counter() - t0, 3)
+            else:
+                result = step_file(work, step, source)
+                argv = [sys.executable, str(Path(__file__).resolve()), "--child", step, source, run_id, str(result)]
+                fig = run_child(argv, env, result)
+        fig["load_average"] = load.summary()
+        if not in_process:  # kept with the step's figures, so a resumed night still says its load
+            result.write_text(json.dumps(fig), encoding="utf-8")
         steps.append(fig)
         say(f"  {step:6} {source:11} {fig['seconds_in_step']:8.1f} s   peak {fig['peak_rss_mb']:7.0f} MB"
             f"   (start-up {fig['seconds_startup']:.1f} s)")
@@ -215,14 +219,19 @@ def summarise(steps: list[dict[str, Any]]) -> dict[str, Any]:
             into["seconds"] = round(into["seconds"] + s["seconds"], 3)
             into["peak_rss_mb"] = max(into["peak_rss_mb"], s["peak_rss_mb"])
     measured = round(sum(s["seconds"] for s in stages.values()), 3)
+    loads = [(f["seconds_in_step"], f["load_average"]) for f in steps if f.get("load_average")]
     return {
+        # each step's sampled load, weighted by its time (steps from before loads were kept: none)
+        "load_average": {"mean": round(sum(t * l["mean"] for t, l in loads) / max(sum(t for t, _ in loads), 1e-9), 2),
+                         "max": max(l["max"] for _, l in loads)} if loads else None,
         "stages": stages,
         "seconds_measured": measured,
         "seconds_startup": round(sum(f["seconds_startup"] for f in steps), 3),
         "seconds_outside": round(sum(f["wall_seconds_outside"] for f in steps), 3),
         "peak_rss_mb": max(f["peak_rss_mb"] for f in steps),
         "steps": [{k: f[k] for k in ("step", "source", "seconds_in_step", "seconds_startup", "peak_rss_mb",
-                                     "outcome", "not_instrumented")} for f in steps],
+                                     "outcome", "not_instrumented")} | {"load_average": f.get("load_average")}
+                  for f in steps],
     }
 
 
@@ -313,8 +322,8 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
                 f"({json.dumps(council['records'])}) in {served:.0f} s (not counted)")
         with LoadWatch() as load:
             figures = run_night_steps(sources, served_night["run_id"], env, work, say, in_process, resume)
-    figures.update(served_night, load_average=load.summary(), runs_table=runs_table(served_night["run_id"]),
-                   quality=quality())
+    figures.update(served_night, runs_table=runs_table(served_night["run_id"]), quality=quality())
+    figures["load_average"] = figures["load_average"] or load.summary()
     staged = [s["outcome"] for s in figures["steps"] if s["step"] == "stage"]
     figures["records_new"] = sum(int(o.get("new", 0)) for o in staged)
     figures["records_changed"] = sum(int(o.get("changed", 0)) for o in staged)

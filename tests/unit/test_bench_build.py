@@ -69,6 +69,9 @@ def test_a_small_build_and_next_night_give_complete_plausible_figures(project: P
             ("land", "revenues"), ("check", "revenues"), ("stage", "revenues"), ("merge", "-")]
         for step in night["steps"]:
             assert step["not_instrumented"] == []
+            assert step["load_average"]["max"] >= step["load_average"]["mean"] >= 0
+        # the night's load is its steps' (kept with each step, so a resumed night still has it)
+        assert night["load_average"]["max"] == max(s["load_average"]["max"] for s in night["steps"])
         # the exclusive stage times account for the steps' time (within the clock's overhead)
         in_steps = sum(s["seconds_in_step"] for s in night["steps"])
         assert night["seconds_measured"] == pytest.approx(in_steps, rel=0.05, abs=0.2)
