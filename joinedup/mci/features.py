@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
@@ -237,14 +237,13 @@ def load_features(session: Session, record_ids: Iterable[int] | None = None) -> 
     """Stored features (FEATURE_COLUMNS, the dtypes standardise() gives) of these records,
     or of every record when ``record_ids`` is None (training needs the whole index)."""
     table = RecordFeatures.__table__  # Core columns: plain rows, not the ORM's row loading
-    cols = [table.c[c] for c in spec.FEATURE_COLUMNS]
-    rows: list = []
     if record_ids is None:
-        rows = session.execute(select(*cols).order_by(table.c.record_id)).all()
-    else:
-        ids = sorted(set(int(i) for i in record_ids))
-        for start in range(0, len(ids), CHUNK):
-            rows += session.execute(select(*cols).where(table.c.record_id.in_(ids[start : start + CHUNK]))).all()
+        cols = [table.c[c] for c in spec.FEATURE_COLUMNS]
+        rows: list = session.execute(select(*cols).order_by(table.c.record_id)).all()
+    else:  # the driver's rows, one statement per 5,000 ids (bulk.select_in); booleans cast below
+        names = ", ".join(bulk.quote(c) for c in spec.FEATURE_COLUMNS)
+        rows = sorted(bulk.select_in(session, f"SELECT {names} FROM record_features WHERE record_id {{in}}",
+                                     (int(i) for i in record_ids)), key=lambda r: r[0])  # by record id
     frame = pd.DataFrame(rows, columns=list(spec.FEATURE_COLUMNS))
     for col in spec.FEATURE_COLUMNS:
         if col in spec.BOOLEAN_COLUMNS:
@@ -273,44 +272,38 @@ class Candidates:
 def candidates(session: Session, pending_ids: Iterable[int], block_size_cap: int) -> Candidates:
     """Blocked pairs and candidate records for ``pending_ids``, from the stored keys only."""
     pending = sorted(set(int(i) for i in pending_ids))
-    keys_t = RecordBlockKey.__table__  # Core columns: plain rows, not the ORM's row loading
-    mine: list[tuple[int, int, int]] = []  # (record_id, block_key, rule_index)
-    for start in range(0, len(pending), CHUNK):
-        mine += session.execute(select(keys_t.c.record_id, keys_t.c.block_key, keys_t.c.rule_index)
-                                .where(keys_t.c.record_id.in_(pending[start : start + CHUNK]))).all()
-    keys = sorted({k for _, k, _ in mine})
-    sizes: dict[int, int] = {}
-    for start in range(0, len(keys), CHUNK):
-        sizes.update(session.execute(select(keys_t.c.block_key, func.count())
-                                     .where(keys_t.c.block_key.in_(keys[start : start + CHUNK]))
-                                     .group_by(keys_t.c.block_key)).all())
-    rule_of = {k: i for _, k, i in mine}
-    oversized = {k for k, n in sizes.items() if rule_of[k] < RULE_KEY_OFFSET and n > block_size_cap}
-    wanted = sorted(k for k, n in sizes.items() if n > 1 and k not in oversized)
-    members: dict[int, list[int]] = defaultdict(list)
-    for start in range(0, len(wanted), CHUNK):
-        for rid, key in session.execute(select(keys_t.c.record_id, keys_t.c.block_key)
-                                        .where(keys_t.c.block_key.in_(wanted[start : start + CHUNK]))):
-            members[key].append(rid)
-    best: dict[tuple[int, int], int] = {}
-    record_ids: set[int] = set(pending)
-    for rid, key, index in mine:
-        others = members.get(key)
-        if not others:
-            continue
-        record_ids.update(others)
-        if index >= RULE_KEY_OFFSET:
-            continue
-        for other in others:
-            if other == rid:
-                continue
-            pair = (rid, other) if rid < other else (other, rid)
-            if index < best.get(pair, RULE_KEY_OFFSET):
-                best[pair] = index
+    # The driver's rows, a statement per 5,000 values (bulk.select_in), and the pairs made
+    # with DataFrame joins: a 1% night at 1,000,000 records reads ~450,000 block members.
+    mine = pd.DataFrame(bulk.select_in(session, "SELECT record_id, block_key, rule_index FROM record_block_keys "
+                                       "WHERE record_id {in}", pending),
+                        columns=["record_id", "block_key", "rule_index"]).astype("int64")
+    sizes = pd.DataFrame(bulk.select_in(session, "SELECT block_key, count(*) FROM record_block_keys "
+                                        "WHERE block_key {in} GROUP BY block_key", mine["block_key"].tolist()),
+                         columns=["block_key", "size"]).astype("int64")
+    rule_of = mine.drop_duplicates("block_key").set_index("block_key")["rule_index"]
+    sizes["rule_index"] = sizes["block_key"].map(rule_of)
+    over = (sizes["rule_index"] < RULE_KEY_OFFSET) & (sizes["size"] > block_size_cap)
+    oversized = set(sizes.loc[over, "block_key"].tolist())
+    wanted = sizes.loc[(sizes["size"] > 1) & ~over, "block_key"].tolist()
+    members = pd.DataFrame(bulk.select_in(session, "SELECT record_id, block_key FROM record_block_keys "
+                                          "WHERE block_key {in}", wanted),
+                           columns=["record_id", "block_key"]).astype("int64")
+    record_ids: set[int] = set(pending) | set(members["record_id"].tolist())
+    # Each model-rule pair a pending record's key makes with another member of the block,
+    # (lower id, higher id), kept with the lowest rule index that found it (the full build's
+    # match_key). Ordered by pair: the scores and decisions do not depend on the order
+    # (each pair is scored on its own and decide_pairs sorts its output by pair).
+    model_keys = mine[mine["rule_index"] < RULE_KEY_OFFSET]
+    joined = model_keys.merge(members.rename(columns={"record_id": "other"}), on="block_key")
+    joined = joined[joined["record_id"] != joined["other"]]
+    ids, others = joined["record_id"].to_numpy(), joined["other"].to_numpy()
+    best = (pd.DataFrame({"join_key_l": np.minimum(ids, others), "join_key_r": np.maximum(ids, others),
+                          "rule_index": joined["rule_index"].to_numpy()})
+            .groupby(["join_key_l", "join_key_r"], sort=True)["rule_index"].min().reset_index())
     pairs = pd.DataFrame({
-        "match_key": pd.Series([str(i) for i in best.values()], dtype=object),
-        "join_key_l": pd.Series([p[0] for p in best], dtype="int64"),
-        "join_key_r": pd.Series([p[1] for p in best], dtype="int64"),
+        "match_key": pd.Series([str(i) for i in best["rule_index"].tolist()], dtype=object),
+        "join_key_l": best["join_key_l"].astype("int64"),
+        "join_key_r": best["join_key_r"].astype("int64"),
     })
     if oversized:
         log.warning("incremental blocking: %d blocks over the cap of %d records skipped", len(oversized), block_size_cap)
@@ -322,10 +315,9 @@ def term_frequencies(session: Session, column: str, values: Iterable[object]) ->
     the whole stored index: ``count(value) / count(non-null)``, as Splink computes it."""
     col = getattr(RecordFeatures, column)
     total = session.scalar(select(func.count(col))) or 0
-    wanted = sorted({str(v) for v in values if v is not None and v == v})
-    counts: list[tuple[str, int]] = []
-    for start in range(0, len(wanted), CHUNK):
-        counts += session.execute(select(col, func.count()).where(col.in_(wanted[start : start + CHUNK]))
-                                  .group_by(col)).all()
+    wanted = {str(v) for v in values if v is not None and v == v}
+    name = bulk.quote(column)  # a feature column's name, never input
+    counts = sorted(bulk.select_in(session, f"SELECT {name}, count(*) FROM record_features "
+                                            f"WHERE {name} {{in}} GROUP BY {name}", wanted))
     return pd.DataFrame({column: [v for v, _ in counts],
                          f"tf_{column}": [n / total if total else 0.0 for _, n in counts]})

@@ -174,7 +174,9 @@ def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: Matc
                              threshold_weight=thresholds.review_weight,
                              blocked_pairs=blocked_pairs, term_frequencies=term_frequencies)
         by_id = FeatureRows(features)  # a row's dict only for the pairs the constraints check
-        for row in scored.to_dict("records"):
+        columns = list(scored.columns)  # rows from column lists: to_dict("records") is slow
+        for values in zip(*(scored[c].tolist() for c in columns)):
+            row = dict(zip(columns, values))
             key = (int(row["record_id_l"]), int(row["record_id_r"]))
             weight = float(row["match_weight"])
             known = decided.get(key)
@@ -351,23 +353,16 @@ def _refresh_stored_features(session: Session, record_ids: list[int], rules: lis
 
 
 def _masters_of(session: Session, record_ids: set[int]) -> dict[int, str | None]:
-    ids = sorted(record_ids)
-    out: dict[int, str | None] = {}
-    records = SourceRecord.__table__  # Core columns: plain rows, not the ORM's row loading
-    for start in range(0, len(ids), CHUNK):
-        out.update(session.execute(select(records.c.id, records.c.master_id)
-                                   .where(records.c.id.in_(ids[start : start + CHUNK]))).all())
-    return out
+    """record id -> its master ID (None while it has none), read a statement per 5,000 ids
+    on the driver's cursor (bulk.select_in: no per-chunk compiling, no row processing)."""
+    return dict(sorted(bulk.select_in(session, "SELECT id, master_id FROM source_records WHERE id {in}",
+                                      (int(i) for i in record_ids))))
 
 
 def _members_of(session: Session, masters: set[str]) -> dict[int, str | None]:
-    ids = sorted(masters)
-    out: dict[int, str | None] = {}
-    records = SourceRecord.__table__
-    for start in range(0, len(ids), CHUNK):
-        out.update(session.execute(select(records.c.id, records.c.master_id)
-                                   .where(records.c.master_id.in_(ids[start : start + CHUNK]))).all())
-    return out
+    """record id -> master ID of every record of these persons (as :func:`_masters_of`)."""
+    rows = bulk.select_in(session, "SELECT id, master_id FROM source_records WHERE master_id {in}", masters)
+    return dict(sorted(rows, key=lambda r: (r[1], r[0])))  # by person, then record: as read before
 
 
 def _tf_columns(model: Any) -> list[str]:
@@ -450,10 +445,8 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
         if mid:
             members_of[mid].add(rid)
     masters = sorted(members_of)
-    seqs: dict[str, int] = {}
-    for start in range(0, len(masters), CHUNK):
-        seqs.update(session.execute(select(Person.master_id, Person.seq)
-                                    .where(Person.master_id.in_(masters[start : start + CHUNK]))).all())
+    seqs: dict[str, int] = dict(sorted(bulk.select_in(session, "SELECT master_id, seq FROM persons WHERE master_id {in}",
+                                                      masters)))
     next_seq = [session.scalar(select(func.max(Person.seq))) or 0]
 
     def expand(records: set[int]) -> set[int]:
@@ -473,12 +466,12 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
     plan = cluster_records(pending_ids, links, features_by_id, thresholds, current_master=current,
                            master_seq=seqs, cannot_link=cannot, expand=expand, new_master_id=new_master)
     result.refused_by_constraint = len(plan.refused)
-    _write_plan(session, run_id, plan, links, decisions, current, pending_ids, result, model_file)
+    _write_plan(session, run_id, plan, links, decisions, current, pending_ids, result, model_file, features)
 
 
 def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Link], decisions: pd.DataFrame,
                 current: dict[int, str | None], pending_ids: set[int], result: MatchResult,
-                model_file: str | None) -> None:
+                model_file: str | None, features: pd.DataFrame | None = None) -> None:
     # Bulk writes (COPY on PostgreSQL, executemany elsewhere): a first build writes a row per
     # record and per person.
     bulk.insert_rows(session, Person.__table__, [{"master_id": mid, "seq": int(mid[2:]), "created_run_id": run_id}
@@ -538,9 +531,12 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
                                evidence={**ev, "model_file": model_file}))
         result.review_pairs_added += 1
     session.flush()
-    refresh_golden(session, {*plan.assignments.values(), *(s for _, s in plan.merges)}, run_id)
-    from joinedup.api.search_keys import refresh_search_keys
+    from joinedup.api.search_keys import KnownFeatures, refresh_search_keys
 
+    # the night's features (every record of every person it touched): the search keys are
+    # made from them, not from the records standardised again
+    known = KnownFeatures(features) if features is not None else None
+    refresh_golden(session, {*plan.assignments.values(), *(s for _, s in plan.merges)}, run_id, features=known)
     refresh_search_keys(session, {absorbed for absorbed, _ in plan.merges})  # merged away: keys dropped
 
 
@@ -559,7 +555,8 @@ def _review_pairs_among(session: Session, left_ids: set[int]) -> set[tuple[int, 
 GOLDEN_CHUNK = 2000
 
 
-def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:
+def refresh_golden(session: Session, master_ids: set[str], run_id: str, *,
+                   features: Mapping[int, Any] | None = None) -> int:
     """Recompute the golden record of each person; an event where it changed. Returns how
     many changed.
 
@@ -598,7 +595,9 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str) -> int:
     _expire_persons(session, changed)
     from joinedup.api.search_keys import refresh_search_keys
 
-    refresh_search_keys(session, master_ids)  # the CRM's search finds what the golden record now says
+    # the CRM's search finds what the golden record now says (``features``: records already
+    # standardised, search_keys.KnownFeatures)
+    refresh_search_keys(session, master_ids, features)
     return len(changed)
 
 
