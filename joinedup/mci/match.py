@@ -21,6 +21,7 @@ uses them too.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -561,13 +562,13 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str, *,
     many changed.
 
     Set-based, for a first build of a million records as much as for a steward's one merge:
-    per chunk of persons one Core select of their records (ordered by master ID, then record
+    per chunk of persons one read of their records (ordered by master ID, then record
     id: the order survivorship's ties are broken in), one of their stored golden records, one
     executemany for those that changed and one insert of their events. No ORM objects are
     loaded; any Person already in the session is expired so it reads the new values."""
     ids = sorted({m for m in master_ids if m})
     plan = field_plan()
-    persons, records = Person.__table__, SourceRecord.__table__
+    persons = Person.__table__
     changed: set[str] = set()
     for start in range(0, len(ids), GOLDEN_CHUNK):
         chunk = ids[start : start + GOLDEN_CHUNK]
@@ -576,10 +577,13 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str, *,
         if not stored:
             continue
         by_person: dict[str, list[dict]] = defaultdict(list)
-        for mid, rec in session.execute(select(records.c.master_id, records.c.record)
-                                        .where(records.c.master_id.in_(chunk))
-                                        .order_by(records.c.master_id, records.c.id)):
-            by_person[mid].append(rec)
+        # the driver's rows (bulk.select_in), ordered here by master ID then record id; the
+        # record is JSON text on SQLite (decoded as SQLAlchemy's JSON type does), a document
+        # psycopg has already decoded on PostgreSQL
+        found = bulk.select_in(session, "SELECT master_id, id, record FROM source_records WHERE master_id {in}",
+                               chunk, chunk=len(chunk))
+        for mid, _, rec in sorted(found, key=lambda r: (r[0], r[1])):
+            by_person[mid].append(json.loads(rec) if isinstance(rec, str) else rec)
         rows, events = [], []
         for mid, old_golden, old_sources in stored:
             golden, sources = golden_record(by_person.get(mid, []), plan=plan)
