@@ -192,8 +192,8 @@ def _store_block_keys(session: Session, features: pd.DataFrame, blocking_rules: 
     table = RecordBlockKey.__table__
     columns = ["record_id", "block_key", "rule_index"]
     computed = compute_block_keys(features, blocking_rules)[columns].astype("int64").drop_duplicates()
-    ids = [(int(i),) for i in features["record_id"]]
-    stored = pd.DataFrame(bulk.rows_matching(session, table, ("record_id",), ids, columns, chunk=CHUNK),
+    stored = pd.DataFrame(bulk.select_in(session, "SELECT record_id, block_key, rule_index FROM record_block_keys "
+                                         "WHERE record_id {in}", (int(i) for i in features["record_id"])),
                           columns=columns).astype("int64")
     both = stored.merge(computed, on=columns, how="outer", indicator=True)
     gone = both[both["_merge"] == "left_only"]
@@ -315,7 +315,7 @@ def term_frequencies(session: Session, column: str, values: Iterable[object]) ->
     the whole stored index: ``count(value) / count(non-null)``, as Splink computes it."""
     col = getattr(RecordFeatures, column)
     total = session.scalar(select(func.count(col))) or 0
-    wanted = {str(v) for v in values if v is not None and v == v}
+    wanted = {str(v) for v in pd.unique(pd.Series(values, dtype=object)) if v is not None and v == v}
     name = bulk.quote(column)  # a feature column's name, never input
     counts = sorted(bulk.select_in(session, f"SELECT {name}, count(*) FROM record_features "
                                             f"WHERE {name} {{in}} GROUP BY {name}", wanted))
