@@ -18,7 +18,7 @@ from joinedup.identifiers import is_missing, is_valid_postcode, normalise_postco
 from joinedup.names import fix_mojibake, fold_accents
 
 __all__ = ["normalise_address_line", "AddressParts", "address_parts", "address_key",
-           "ABBREVIATIONS"]
+           "line_segments", "parts_of_segments", "ABBREVIATIONS"]
 
 ABBREVIATIONS: dict[str, str] = {
     "RD": "ROAD", "AVE": "AVENUE", "AV": "AVENUE", "AVN": "AVENUE", "DR": "DRIVE",
@@ -52,6 +52,12 @@ _PUNCTUATION = re.compile(r"[^A-Z0-9/\- ]+")
 _SPACED_JOINERS = re.compile(r"\s*([/-])\s*")
 _SEGMENT_BREAKS = re.compile(r"[,;\n]+")
 _PLAIN = re.compile(r"[A-Za-z0-9 ,]*")
+# One lookup per word: the abbreviation expanded, then a flat word written FLAT (the same as
+# ABBREVIATIONS.get(word, word) followed by the _FLAT_WORDS test, done once here).
+_WORD_SPELLING: dict[str, str] = {
+    **{w: ("FLAT" if e in _FLAT_WORDS else e) for w, e in ABBREVIATIONS.items()},
+    **{w: "FLAT" for w in _FLAT_WORDS if w not in ABBREVIATIONS},
+}
 
 
 def _segment_tokens(line: Any) -> list[list[str]]:
@@ -89,8 +95,7 @@ def _expand(words: list[str]) -> list[str]:
         if word == "ST":
             out.append(_saint_or_street(out, words[i + 1:]))
             continue
-        word = ABBREVIATIONS.get(word, word)
-        out.append("FLAT" if word in _FLAT_WORDS else word)
+        out.append(_WORD_SPELLING.get(word, word))
     return out
 
 
@@ -133,12 +138,28 @@ def address_parts(*lines: Any) -> AddressParts:
     appear ("2 Riverside Court, 14 Mill Lane") the first is taken as the flat. Without a
     house number the first named segment (a house name) stands as the street.
     """
+    return parts_of_segments([seg for line in lines for seg in _segment_tokens(line)])
+
+
+def line_segments(line: Any) -> list[list[str]]:
+    """One address line's segments of normalised tokens, for ``parts_of_segments``.
+
+    Why public: a batch standardises many records that share an address line (the second
+    line is often a locality), so it tokenises each distinct line once and concatenates
+    the segments of a record's lines: ``parts_of_segments(line_segments(a) +
+    line_segments(b))`` is ``address_parts(a, b)``. The lists returned must not be changed.
+    """
+    return _segment_tokens(line)
+
+
+def parts_of_segments(segments: list[list[str]]) -> AddressParts:
+    """``address_parts`` on lines already cut into segments (see ``line_segments``)."""
     flat: str | None = None
     house: str | None = None
     street: str | None = None
     first_words: str | None = None
     need_street = False
-    for tokens in (seg for line in lines for seg in _segment_tokens(line)):
+    for tokens in segments:
         words: list[str] = []
         i = 0
         while i < len(tokens):
@@ -154,8 +175,9 @@ def address_parts(*lines: Any) -> AddressParts:
                     words = []
                 i += 1
                 continue
-            slashed = _SLASHED.match(tok)
-            if slashed or _NUMBER.match(tok) or _RANGE.match(tok):
+            # Every number pattern starts with an ASCII digit: the cheap test spares the regexes.
+            slashed = _SLASHED.match(tok) if "0" <= tok[0] <= "9" else None
+            if slashed or ("0" <= tok[0] <= "9" and (_NUMBER.match(tok) or _RANGE.match(tok))):
                 if slashed:
                     flat, number = slashed.group(1), slashed.group(2)
                 else:

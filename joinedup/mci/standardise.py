@@ -18,6 +18,7 @@ which keeps a million records to seconds rather than minutes.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from joinedup import identifiers as ids
-from joinedup.addresses import address_parts
+from joinedup.addresses import AddressParts, address_parts, line_segments, parts_of_segments
 from joinedup.dates import dob_evidence, to_date
 from joinedup.names import family_name_parts, name_roots, normalise_name, soundex
 
@@ -66,19 +67,46 @@ def _per_distinct(values: pd.Series, fn: Callable[[Any], Any]) -> np.ndarray:
     return results[codes]
 
 
-def _pair_key(a: pd.Series, b: pd.Series) -> pd.Series:
-    """One hashable key per row for a pair of text columns (None kept distinct from '')."""
-    return pd.Series(list(zip(a.tolist(), b.tolist())), index=a.index, dtype=object)
+def _distinct_pairs(a: pd.Series, b: pd.Series
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any], list[Any]]:
+    """The distinct (a, b) value pairs of two columns, found on integer codes.
+
+    Returns (row_codes, a_codes, b_codes, a_values, b_values): row ``r`` has the pair
+    ``(a_values[a_codes[row_codes[r]]], b_values[b_codes[row_codes[r]]])``. A missing value
+    is None, kept distinct from ''. Each column is factorised on its own and the two codes
+    combined into one integer, which is much cheaper than hashing a tuple per row.
+    """
+    codes_a, uniques_a = pd.factorize(a, use_na_sentinel=True)
+    codes_b, uniques_b = pd.factorize(b, use_na_sentinel=True)
+    n_a, n_b = len(uniques_a), len(uniques_b)
+    codes_a = np.where(codes_a < 0, n_a, codes_a).astype(np.int64)  # missing: the last code
+    codes_b = np.where(codes_b < 0, n_b, codes_b).astype(np.int64)
+    row_codes, pairs = pd.factorize(codes_a * (n_b + 1) + codes_b)
+    pair_a, pair_b = np.divmod(np.asarray(pairs, dtype=np.int64), n_b + 1)
+    return (row_codes, pair_a, pair_b,
+            list(uniques_a) + [None], list(uniques_b) + [None])
 
 
 def _per_distinct_pair(a: pd.Series, b: pd.Series, fn: Callable[[Any, Any], Any]) -> np.ndarray:
-    keys = _pair_key(a, b)
-    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
-    results = np.empty(len(uniques) + 1, dtype=object)
-    for i, (x, y) in enumerate(uniques):
-        results[i] = fn(x, y)
-    results[-1] = None
-    return results[codes]
+    """``fn(a, b)`` applied once per distinct pair of values (None for a missing value)."""
+    row_codes, pair_a, pair_b, values_a, values_b = _distinct_pairs(a, b)
+    results = np.empty(len(pair_a), dtype=object)
+    for i, (x, y) in enumerate(zip(pair_a.tolist(), pair_b.tolist())):
+        results[i] = fn(values_a[x], values_b[y])
+    return results[row_codes]
+
+
+def _address_lines_keys(line1: pd.Series, line2: pd.Series) -> np.ndarray:
+    """``address_lines_key(line1, line2)`` for every row: each distinct line is cut into
+    segments once (a second line is often a locality shared by thousands of records), then
+    each distinct pair of lines is reduced to its key once."""
+    row_codes, pair_a, pair_b, values_a, values_b = _distinct_pairs(line1, line2)
+    segments_a = [line_segments(v) for v in values_a]
+    segments_b = [line_segments(v) for v in values_b]
+    results = np.empty(len(pair_a), dtype=object)
+    for i, (x, y) in enumerate(zip(pair_a.tolist(), pair_b.tolist())):
+        results[i] = _lines_key(parts_of_segments(segments_a[x] + segments_b[y]))
+    return results[row_codes]
 
 
 # --- one-value rules (the lookup API applies these same functions to one record) ------------
@@ -153,13 +181,27 @@ def home_postcode(value: Any) -> str | None:
     return n if n is not None and ids.is_valid_postcode(n, allow_special=False) else None
 
 
+#: An e-mail address already in its normal spelling but for case: ASCII, no white space, no
+#: angle brackets or "mailto:" (no colon), one @ and a dotted domain. For these
+#: ``normalise_email`` only lower-cases and ``is_plausible_email`` holds.
+_PLAIN_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z0-9\-]+")
+#: A UK number already in national form (0, not 00, then 9 or 10 ASCII digits): what
+#: ``normalise_phone`` returns unchanged.
+_NATIONAL_PHONE = re.compile(r"0[1-9][0-9]{8,9}")
+
+
 def email_std(value: Any) -> str | None:
+    if type(value) is str and _PLAIN_EMAIL.fullmatch(value):
+        return value.lower()  # the common case, the same answer without the general rules
     n = ids.normalise_email(value)
     return n if n is not None and ids.is_plausible_email(n) else None
 
 
 def phone_std(value: Any) -> str | None:
-    n = ids.normalise_phone(value)
+    if type(value) is str and _NATIONAL_PHONE.fullmatch(value):
+        n: str | None = value  # the common case: normalise_phone would return it as it is
+    else:
+        n = ids.normalise_phone(value)
     if n is None:
         return None
     digits = n.lstrip("+")
@@ -169,7 +211,10 @@ def phone_std(value: Any) -> str | None:
 
 
 def address_lines_key(line1: Any, line2: Any) -> str | None:
-    parts = address_parts(line1, line2)
+    return _lines_key(address_parts(line1, line2))
+
+
+def _lines_key(parts: AddressParts) -> str | None:
     if parts.house is None and parts.street is None:
         return None
     return "|".join([parts.flat or "", parts.house or "", parts.street or ""])
@@ -198,7 +243,12 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
     out: dict[str, Any] = {"record_id": records["record_id"].to_numpy()}
     for key in ("source_system", "source_key"):
         col = _column(records, key)
-        out[key] = col.map(lambda v: None if v is None else str(v), na_action="ignore").to_numpy(dtype=object)
+        values = col.to_numpy(dtype=object)
+        if all(v is None or type(v) is str for v in values):  # as read from CSV: already text
+            out[key] = values.copy()
+        else:
+            out[key] = col.map(lambda v: None if v is None else str(v),
+                               na_action="ignore").to_numpy(dtype=object)
 
     given = _column(records, "given_name")
     given_std = _per_distinct(given, normalise_name)
@@ -235,8 +285,8 @@ def standardise(records: pd.DataFrame) -> pd.DataFrame:
     postcode_s = pd.Series(postcode, index=index, dtype=object)
     out["postcode_outward"] = _per_distinct(postcode_s, lambda p: p.split(" ", 1)[0])
 
-    lines = _per_distinct_pair(_column(records, "address_line_1"),
-                               _column(records, "address_line_2"), address_lines_key)
+    lines = _address_lines_keys(_column(records, "address_line_1"),
+                                _column(records, "address_line_2"))
     out["address_key"] = _address_keys(postcode_s, lines)
 
     out["email_std"] = _per_distinct(_column(records, "email"), email_std)
