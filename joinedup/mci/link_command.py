@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from joinedup.canonical import person_fields
@@ -133,19 +134,26 @@ def link_records(records: pd.DataFrame, thresholds: MatchThresholds | None = Non
     outcome.pairs_blocked = int(counts.get("blocked", 0))
     outcome.links_refused = len(plan.refused)
 
+    masters = np.array([plan.assignments[i] for i in range(len(records))], dtype=object)
     assignments = pd.DataFrame({
         "source_system": records.source_system, "source_key": records.source_key,
-        "master_id": [plan.assignments[i] for i in range(len(records))],
+        "master_id": masters.tolist(),
     })
-    refused = {(min(a, b), max(a, b)) for a, b in plan.refused}
-    l, r = decisions.record_id_l.astype(int), decisions.record_id_r.astype(int)
+    l = decisions.record_id_l.astype(int).to_numpy()
+    r = decisions.record_id_r.astype(int).to_numpy()
+    outcomes = decisions.outcome.to_numpy(dtype=object).copy()
+    if plan.refused:  # few pairs: only they are looked up
+        refused = {(min(a, b), max(a, b)) for a, b in plan.refused}
+        for i, (a, b) in enumerate(zip(l.tolist(), r.tolist())):
+            if (a, b) in refused:
+                outcomes[i] = "link refused"
     pairs = pd.DataFrame({
         "source_system_l": records.source_system.to_numpy()[l], "source_key_l": records.source_key.to_numpy()[l],
         "source_system_r": records.source_system.to_numpy()[r], "source_key_r": records.source_key.to_numpy()[r],
-        "match_weight": decisions.match_weight, "match_probability": decisions.match_probability,
-        "rule": decisions["rule"],
-        "outcome": ["link refused" if (a, b) in refused else o for a, b, o in zip(l, r, decisions.outcome)],
-        "same_master_id": [plan.assignments[a] == plan.assignments[b] for a, b in zip(l, r)],
+        "match_weight": decisions.match_weight.to_numpy(), "match_probability": decisions.match_probability.to_numpy(),
+        "rule": decisions["rule"].to_numpy(),
+        "outcome": outcomes,
+        "same_master_id": (masters[l] == masters[r]).astype(bool),
     })
     return assignments, pairs, outcome
 
