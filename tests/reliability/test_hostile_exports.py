@@ -94,3 +94,24 @@ def test_joinedup_link_out_and_pairs_are_spreadsheet_safe(tmp_path: Path) -> Non
         keys = [row["source_key"] for row in csv.DictReader(fh)]
     assert len(keys) == len(PAYLOADS) + 1
     assert sorted(k[1:] for k in keys) == sorted([*PAYLOADS, "@H1"])  # all there, each behind a quote
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(), st.floats(), st.booleans(),
+                          st.text(alphabet=" =+-@\t\r\n1.eE\uff1dab", max_size=6)),
+                min_size=0, max_size=12))
+def test_neutralise_frame_treats_each_cell_as_neutralise_cell_does(values: list) -> None:
+    """The frame's one-pass screen (only cells starting with a formula character are checked)
+    never skips a cell that neutralise_cell would change, whatever else the column holds."""
+    import pandas as pd
+
+    from joinedup.exports import neutralise_frame
+
+    frame = pd.DataFrame({"mixed": pd.Series(values, dtype=object),
+                          "text": pd.Series([v if isinstance(v, str) else "x" for v in values],
+                                            dtype=object)})
+    safe = neutralise_frame(frame)
+    for column in frame.columns:
+        for got, value in zip(safe[column].tolist(), frame[column].tolist()):
+            expected = neutralise_cell(value)
+            assert got is expected or got == expected or (got != got and expected != expected)

@@ -81,3 +81,19 @@ def test_threshold_outcomes() -> None:
 
     t = MatchThresholds(link_weight=8, review_weight=0, merge_weight=12)
     assert [t.outcome(w) for w in (8.0, 7.9, 0.0, -0.1)] == ["link", "review", "review", "new person"]
+
+
+def test_blank_cells_are_read_as_none_exactly_as_replace_did(tmp_path: Path) -> None:
+    """read_canonical_csv's one-comparison-per-column blanking gives what
+    ``frame.replace({"": None})`` gave: None for an empty cell, text (spaces kept) otherwise."""
+    from joinedup.mci.link_command import read_canonical_csv
+
+    path = tmp_path / "housing.csv"
+    path.write_text('source_key,given_name,family_name,postcode\r\nA1,, ,"" \r\nA2,Ann,"",NA\r\n'
+                    'A3,None,nan,\r\n', encoding="utf-8")
+    frame, _ = read_canonical_csv(path)
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8").replace({"": None})
+    for column in raw.columns:
+        got, expected = frame[column].tolist(), raw[column].tolist()
+        assert [type(v) for v in got] == [type(v) for v in expected] and got == expected, column
+    assert frame["given_name"].tolist() == [None, "Ann", "None"]
