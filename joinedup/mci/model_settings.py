@@ -115,8 +115,10 @@ def _given_name() -> cl.CustomComparison:
     )
     # Opposite-sex twins are often given gendered forms of one name (Ciara and Ciaran,
     # Daniel and Daniela, Alexander and Alexandra): to the levels below they look like one
-    # person's typo or nickname. When both sexes are known and differ, in the same household
-    # setting, the similar name is evidence of twins instead.
+    # person's typo or nickname. When both sexes are known and differ, with the same surname
+    # and birth date and no shared NI or NHS number, the similar name is evidence of twins
+    # instead. A shared home is not required: the level also keeps apart one person whose sex
+    # one system recorded wrongly (a missed merge, the safer failure).
     other_sex_twin = (
         "sex_l <> sex_r "  # NULL when either is unknown: the level does not apply
         f"AND NOT ({clearly_different}) "
