@@ -190,6 +190,7 @@ def _load_features(con: duckdb.DuckDBPyConnection, features: pd.DataFrame) -> No
     con.execute(
         f"CREATE TABLE {FEATURES_TABLE} AS SELECT {', '.join(feature_casts('VARCHAR'))} FROM __features_df"
     )
+    con.unregister("__features_df")  # the table holds the copy; let the frame go
 
 
 def feature_casts(text_type: str) -> list[str]:
@@ -205,7 +206,6 @@ def feature_casts(text_type: str) -> list[str]:
         else:
             casts.append(f"NULLIF(TRIM(CAST({col} AS {text_type})), '') AS {col}")
     return casts
-    con.unregister("__features_df")
 
 
 def _linker(con: duckdb.DuckDBPyConnection, settings: Mapping[str, Any]):
