@@ -222,8 +222,3 @@ def candidate_pairs(features: pd.DataFrame, pending_ids: set[int]) -> pd.DataFra
         out.append((int(a), int(b), rule.name if why_not is None else f"{rule.name} (blocked: {why_not})",
                     outcome, rule.score))
     return pd.DataFrame(out, columns=PAIR_COLUMNS)
-
-
-def _stronger(new: Rule, old: Rule) -> bool:
-    rank = {"link": 1, "review": 0}
-    return (rank[new.outcome], new.score) > (rank[old.outcome], old.score)
