@@ -366,7 +366,7 @@ def measure(residents: int, seed: int, work: Path, *, incremental: bool = True, 
 
 def table(figures: dict[str, Any]) -> str:
     full, inc = figures["full"], figures.get("incremental")
-    lines = [f"| stage | full build s | full peak MB | incremental s | incremental peak MB | ratio |",
+    lines = ["| stage | full build s | full peak MB | incremental s | incremental peak MB | ratio |",
              "|---|---|---|---|---|---|"]
     for name in STAGES:
         f = full["stages"].get(name, {"seconds": 0, "peak_rss_mb": 0})
@@ -397,7 +397,9 @@ def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
     """docs/build_scaling.png: each stage's seconds and peak MB against residents, log-log,
     full build (solid) and incremental night (dashed), from docs/benchmarks/build.json.
     Lines join the default council's sizes; builds with record history (about 2.5 records
-    per resident) are drawn as unjoined squares (full build) and diamonds (next night)."""
+    per resident) are drawn as unjoined squares (full build) and diamonds (next night).
+    A third panel sets the whole build and night side by side per store (SQLite, PostgreSQL)
+    and council profile, so the PostgreSQL runs are drawn too."""
     data = load_figures("build", folder)
     sqlite = [v for v in data.values() if "full" in v and v.get("store", "sqlite") == "sqlite"]
     rows = sorted((v for v in sqlite if profile_of(v) == "none"), key=lambda v: v["residents"])
@@ -410,7 +412,7 @@ def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
     import matplotlib.pyplot as plt
 
     out = out or folder.parent / "build_scaling.png"
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 5.5))
+    fig, (ax_t, ax_m, ax_s) = plt.subplots(1, 3, figsize=(19, 5.5))
     colours = plt.get_cmap("tab10")
     for i, name in enumerate(STAGES):
         for kind, style, marker in (("full", "-", "o"), ("incremental", "--", "x")):
@@ -430,7 +432,9 @@ def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
                              facecolors="none", edgecolors=colours(i))
                 ax_m.scatter([x for x, _ in pts], [s["peak_rss_mb"] for _, s in pts], marker=marker,
                              facecolors="none", edgecolors=colours(i))
-    for ax, what in ((ax_t, "seconds (exclusive, summed over processes)"), (ax_m, "peak RSS, MB (per stage)")):
+    _plot_totals(ax_s, [v for v in data.values() if "full" in v])
+    for ax, what in ((ax_t, "seconds (exclusive, summed over processes)"), (ax_m, "peak RSS, MB (per stage)"),
+                     (ax_s, "seconds, all stages")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("residents")
@@ -445,6 +449,26 @@ def plot(folder: Path = FIGURES_DIR, out: Path | None = None) -> Path | None:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _plot_totals(ax, runs: list[dict[str, Any]]) -> None:  # noqa: ANN001 - a matplotlib Axes
+    """All stages' seconds against residents, one line per (store, council profile): full build
+    solid, next night dashed, so SQLite and PostgreSQL can be compared at each size."""
+    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        series.setdefault((run.get("store", "sqlite"), profile_of(run)), []).append(run)
+    styles = {"sqlite": "tab:blue", "postgresql": "tab:red"}
+    for (store, profile), group in sorted(series.items()):
+        group.sort(key=lambda r: r["residents"])
+        label = f"{'PostgreSQL' if store == 'postgresql' else 'SQLite'}" + (", with record history" if profile != "none" else "")
+        marker = "s" if profile != "none" else "o"
+        for kind, style in (("full", "-"), ("incremental", "--")):
+            pts = [(r["residents"], r[kind]["seconds_measured"]) for r in group if kind in r and r[kind].get("seconds_measured")]
+            if pts:
+                ax.plot([x for x, _ in pts], [y for _, y in pts], style, marker=marker, color=styles.get(store, "grey"),
+                        alpha=1.0 if profile == "none" else 0.55, label=label if kind == "full" else None)
+    ax.legend(fontsize=8, title="solid: full build; dashed: next night", title_fontsize=8)
+    ax.set_title("whole build and night, per store", fontsize=10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,6 @@ Run:  .venv/bin/python benchmarks/threshold_bench.py --canonical var/bench/build
 from __future__ import annotations
 
 import argparse
-import math
 import subprocess
 import sys
 from collections import Counter

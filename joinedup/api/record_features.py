@@ -13,7 +13,6 @@ records, so a change to the matcher's rules that is not made here fails the test
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any

@@ -19,7 +19,7 @@ which keeps a million records to seconds rather than minutes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
