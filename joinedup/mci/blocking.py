@@ -142,19 +142,48 @@ class BlockingReport:
         return "\n".join(lines)
 
 
+MEMORY_LIMIT_ENV = "JOINEDUP_DUCKDB_MEMORY_LIMIT"
+MIN_AUTO_MEMORY_GB = 2
+AUTO_MEMORY_SHARE = 4  # a quarter of the machine
+
+
+def default_memory_limit() -> str:
+    """The DuckDB memory cap for matching when the caller names none.
+
+    ``JOINEDUP_DUCKDB_MEMORY_LIMIT`` (e.g. ``8GB``) when set; otherwise a quarter of the
+    machine's memory, at least 2GB. A fixed 2GB was too little for the index of a large
+    council: at 2.55 million source records the candidate-pair query alone needs more, and
+    DuckDB refuses (OutOfMemoryException) rather than spill every operator to disk.
+    """
+    configured = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if configured:
+        try:
+            return _checked_size(configured)
+        except ValueError as exc:
+            raise ValueError(f"{MEMORY_LIMIT_ENV}: {exc}") from None
+    try:
+        total_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not every platform says
+        return f"{MIN_AUTO_MEMORY_GB}GB"
+    gigabytes = max(MIN_AUTO_MEMORY_GB, int(total_bytes / AUTO_MEMORY_SHARE / 2**30))
+    return f"{gigabytes}GB"
+
+
 def open_duckdb(
     *,
-    memory_limit: str = "2GB",
+    memory_limit: str | None = None,
     temp_directory: str | os.PathLike[str] | None = None,
     threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a memory cap and a spill directory.
 
     DuckDB takes 80% of RAM by default; on a shared machine that starves everyone
-    else, so every matching run sets its own limit and spills to disk beyond it.
+    else, so every matching run sets its own limit (``memory_limit``, else
+    :func:`default_memory_limit`) and spills to disk beyond it where DuckDB can.
     The spill files hold personal data, so the directory is private to this user (0700).
     Processes may share it: DuckDB names its spill files by process id and removes them.
     """
+    memory_limit = memory_limit or default_memory_limit()
     con = duckdb.connect(":memory:")
     temp_dir = str(temp_directory or os.path.join(tempfile.gettempdir(), f"joinedup-duckdb-{os.getuid()}"))
     os.makedirs(temp_dir, mode=0o700, exist_ok=True)

@@ -238,7 +238,7 @@ def train(
     min_em_pairs: int = 20,
     seed: int = 42,
     model_version: str | None = None,
-    memory_limit: str = "2GB",
+    memory_limit: str | None = None,
     temp_directory: str | os.PathLike[str] | None = None,
 ) -> TrainedModel:
     """Estimate the model's parameters from a frame of match features.
@@ -517,7 +517,7 @@ def score_pairs(
     threshold_weight: float | None,
     block_size_cap: int | None = None,
     max_comparisons: int | None = None,
-    memory_limit: str = "2GB",
+    memory_limit: str | None = None,
     temp_directory: str | os.PathLike[str] | None = None,
     blocked_pairs: pd.DataFrame | None = None,
     term_frequencies: Mapping[str, pd.DataFrame] | None = None,
@@ -564,7 +564,7 @@ def score_pairs_with_report(
     threshold_weight: float | None,
     block_size_cap: int | None = None,
     max_comparisons: int | None = None,
-    memory_limit: str = "2GB",
+    memory_limit: str | None = None,
     temp_directory: str | os.PathLike[str] | None = None,
     explicit_pairs: list[tuple[int, int]] | None = None,
     blocked_pairs: pd.DataFrame | None = None,

@@ -5,6 +5,8 @@ Pure DuckDB (no Splink): fast.
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -14,7 +16,9 @@ from joinedup.mci.blocking import (
     PAIRS_TABLE,
     BlockingRule,
     BlockingTooLargeError,
+    MEMORY_LIMIT_ENV,
     count_comparisons,
+    default_memory_limit,
     generate_pairs,
     open_duckdb,
 )
@@ -50,6 +54,23 @@ def test_duckdb_memory_limit_and_spill_directory_are_set(tmp_path) -> None:
     assert temp == str(spill) and spill.is_dir()
     with pytest.raises(ValueError, match="memory_limit"):
         open_duckdb(memory_limit="lots")
+
+
+def test_default_memory_limit_is_a_share_of_the_machine_unless_configured(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    machine_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    auto = default_memory_limit()
+    assert auto == f"{max(2, int(machine_gb / 4))}GB"
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "700MB")
+    con = open_duckdb(temp_directory=tmp_path / "spill")  # no limit named: the setting's
+    try:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    finally:
+        con.close()
+    assert limit.replace(" ", "").upper().startswith(("667", "700"))  # MiB or MB
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "plenty")
+    with pytest.raises(ValueError, match=MEMORY_LIMIT_ENV):
+        default_memory_limit()
 
 
 def test_placeholder_birth_dates_and_no_fixed_abode_never_form_blocks(con) -> None:
