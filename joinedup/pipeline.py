@@ -447,13 +447,16 @@ def _handover_schema(canonical: pd.DataFrame) -> pa.Schema:
 def stage(source_name: str, run_id: str) -> dict[str, Any]:
     """Quarantine each checked batch's failures and upsert its passing rows, in one transaction.
     Open entries of earlier batches for the records the batch delivers again are superseded
-    (``quarantine.supersede_redelivered``): one open set per record, its newest."""
-    from joinedup.quality.quarantine import supersede_redelivered
+    (``quarantine.supersede_redelivered``): one open set per record, its newest. A batch staged
+    after a later one (a replayed old night) neither rolls back a record the later batch
+    delivered (``kept_newer``, see joinedup.mci.staging) nor reopens its old failures for it
+    (``quarantine.supersede_outdated``)."""
+    from joinedup.quality.quarantine import supersede_outdated, supersede_redelivered
 
     config = source_config(source_name)
     with run_lock(f"source:{source_name}", run_id):
         session, timer = _record_stage(run_id, f"stage:{source_name}")
-        figures = {"new": 0, "changed": 0, "unchanged": 0, "quarantined": 0, "superseded": 0}
+        figures = {"new": 0, "changed": 0, "unchanged": 0, "kept_newer": 0, "quarantined": 0, "superseded": 0}
         with session, timer:
             for batch in _batches(session, source_name, ("checked",)):
                 folder = work_dir(batch)
@@ -465,12 +468,15 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
                 figures["superseded"] += supersede_redelivered(session, batch, delivered)
                 for f in failures:
                     session.add(QuarantinedRow(run_id=batch.run_id, source_system=source_name, **f))
+                session.flush()
+                figures["superseded"] += supersede_outdated(session, batch)  # a replayed old night
                 counts = stage_records(session, passed.to_dict("records"), batch.run_id, special_category=config.special_category)
                 batch.status, batch.staged_at = "staged", utcnow()
                 session.commit()
                 figures["new"] += counts.new
                 figures["changed"] += counts.changed
                 figures["unchanged"] += counts.unchanged
+                figures["kept_newer"] += counts.kept_newer
                 figures["quarantined"] += len({(f["landing_file"], f["landing_row"]) for f in failures})
             timer.finish(figures)
     fault_point("after-stage")

@@ -82,6 +82,35 @@ def supersede_redelivered(session: Session, batch: LandingBatch, source_keys: se
     return len(ids)
 
 
+def supersede_outdated(session: Session, batch: LandingBatch) -> int:
+    """Close ``batch``'s own open entries for records that a batch landed AFTER it delivered
+    again (staged from it, or quarantined by it): what a replay of an old night must do, so a
+    failure long since fixed at source does not reappear in the steward's queue. The later
+    delivery is the one that stands. On a normal night no batch landed later: nothing is read
+    beyond that. The caller flushes the batch's entries first and commits."""
+    from joinedup.mci.store import SourceRecord  # the staged side of a later delivery
+
+    later = list(session.scalars(select(LandingBatch.run_id).where(
+        LandingBatch.source_system == batch.source_system, LandingBatch.id > batch.id)))
+    if not later:
+        return 0
+    entries = session.execute(select(QuarantinedRow.id, QuarantinedRow.source_key).where(
+        QuarantinedRow.source_system == batch.source_system, QuarantinedRow.run_id == batch.run_id,
+        QuarantinedRow.status == "open", QuarantinedRow.source_key.is_not(None))).all()
+    keys = sorted({key for _, key in entries})
+    delivered_later: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        for table, run in ((SourceRecord, SourceRecord.last_run_id), (QuarantinedRow, QuarantinedRow.run_id)):
+            delivered_later.update(session.scalars(select(table.source_key).where(
+                table.source_system == batch.source_system, table.source_key.in_(chunk), run.in_(later))))
+    ids = [row_id for row_id, key in entries if key in delivered_later]
+    for start in range(0, len(ids), 500):
+        session.execute(update(QuarantinedRow).where(QuarantinedRow.id.in_(ids[start:start + 500]))
+                        .values(status="superseded"))
+    return len(ids)
+
+
 # -- reading ------------------------------------------------------------------------------
 def list_entries(session: Session, *, source: str | None = None, rule: str | None = None,
                  status: str | None = "open", limit: int = 500) -> list[QuarantinedRow]:
