@@ -154,7 +154,13 @@ class ClusterGuard:
     """``may_join`` for :func:`plan_clusters`: no cannot-link and no hard constraint
     (:func:`joinedup.mci.rules.never_same_cluster`) between any two records of the joined
     clusters. ``expand`` adds the records a cluster's members already share a master ID
-    with (on a night, the rest of an existing person)."""
+    with (on a night, the rest of an existing person).
+
+    A constraint is between two records and never changes, and clusters only grow, so a pair
+    of clusters refused once stays refused: every conflicting pair found is remembered, and a
+    later attempt to join clusters holding such a pair is refused at once, without comparing
+    every record of one with every record of the other again (links are tried strongest
+    first, so many weaker links between the same two clusters follow a refusal)."""
 
     def __init__(
         self,
@@ -166,19 +172,42 @@ class ClusterGuard:
         self.cannot_link = cannot_link
         self.expand = expand or (lambda ids: ids)
         self.last_reason: str | None = None
+        self._conflicts: dict[int, dict[int, str]] = defaultdict(dict)  # found so far, both ways
+        for pair in cannot_link:
+            if len(pair) == 2:
+                x, y = pair
+                self._remember(x, y, "steward cannot-link")
+
+    def _remember(self, x: int, y: int, why: str) -> None:
+        self._conflicts[x][y] = why
+        self._conflicts[y][x] = why
+
+    def _known_conflict(self, a: set[int], b: set[int]) -> str | None:
+        small, large = (a, b) if len(a) <= len(b) else (b, a)
+        for x in small:
+            known = self._conflicts.get(x)
+            if known:
+                for y, why in known.items():
+                    if y in large:
+                        return why
+        return None
 
     def __call__(self, a: set[int], b: set[int]) -> bool:
         a, b = self.expand(set(a)), self.expand(set(b))
+        why = self._known_conflict(a, b)  # steward cannot-links are known from the start
+        if why:
+            self.last_reason = why
+            return False
         for x in a:
             fx = self.features.get(x)
+            if fx is None:
+                continue
             for y in b:
-                if frozenset((x, y)) in self.cannot_link:
-                    self.last_reason = "steward cannot-link"
-                    return False
                 fy = self.features.get(y)
-                if fx is not None and fy is not None:
+                if fy is not None:
                     why = never_same_cluster(fx, fy)
                     if why:
+                        self._remember(x, y, why)
                         self.last_reason = why
                         return False
         return True
