@@ -45,26 +45,36 @@ class UnionFind:
         self.members: dict[int, set[int]] = {}
 
     def find(self, x: int) -> int:
-        self.parent.setdefault(x, x)
-        self.members.setdefault(x, {x})
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:  # path compression
-            self.parent[x], x = root, self.parent[x]
+        parent = self.parent
+        up = parent.get(x)
+        if up is None:  # first sight: a cluster of one
+            parent[x] = x
+            self.members[x] = {x}
+            return x
+        if up == x:
+            return x
+        root = up
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
         return root
 
     def union(self, a: int, b: int, allowed: Callable[[set[int], set[int]], bool]) -> bool:
-        ra, rb = self.find(a), self.find(b)
+        return self.union_roots(self.find(a), self.find(b), allowed) is not None
+
+    def union_roots(self, ra: int, rb: int, allowed: Callable[[set[int], set[int]], bool]) -> int | None:
+        """Join the clusters rooted at ``ra`` and ``rb`` if ``allowed``; the joined root, or
+        None when refused (roots from :meth:`find`, so a caller that has them looks up nothing)."""
         if ra == rb:
-            return True
+            return ra
         if not allowed(self.members[ra], self.members[rb]):
-            return False
+            return None
         if len(self.members[ra]) < len(self.members[rb]):
             ra, rb = rb, ra
         self.parent[rb] = ra
         self.members[ra] |= self.members.pop(rb)
-        return True
+        return ra
 
 
 @dataclass
@@ -128,8 +138,8 @@ def plan_clusters(
                 plan.refused_reasons[(link.a, link.b)] = "would merge two persons on a weak link"
                 continue
             allowed = may_join
-        if uf.union(link.a, link.b, allowed):
-            root = uf.find(link.a)
+        root = uf.union_roots(ra, rb, allowed)
+        if root is not None:
             masters[root] = ma | mb
         else:
             plan.refused.append((link.a, link.b))
