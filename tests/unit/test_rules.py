@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from joinedup.mci.rules import (
-    candidate_pairs, conflict, given_names_differ, never_same_cluster, possible_twins_with_related_names,
+    candidate_pairs, conflict, given_names_differ, household_twin_setting, never_same_cluster,
+    possible_twins_with_related_names,
 )
 from joinedup.mci.standardise import standardise
 
@@ -195,3 +198,24 @@ def test_guard_columns_are_every_column_the_guards_read() -> None:
     for a, b in pairs:
         for guard in guards:
             assert guard(narrow[a], narrow[b]) == guard(full[a], full[b])
+
+
+def _household_twin_setting_reference(left, right) -> bool:  # noqa: ANN001 - the rule as first written
+    shared_id = any(left.get(k) and left.get(k) == right.get(k) for k in ("ni_key", "nhs_number"))
+    same_home = (left.get("uprn") and left.get("uprn") == right.get("uprn")) or (
+        left.get("address_key") and left.get("address_key") == right.get("address_key"))
+    return bool(not shared_id and same_home and left.get("dob") and left.get("dob") == right.get("dob")
+                and left.get("family_name_std") == right.get("family_name_std"))
+
+
+_TWIN_FIELDS = {"ni_key": [None, "", "AB123456", "CE654321"], "nhs_number": [None, "9434765919", "9434765870"],
+                "uprn": [None, "100", "200"], "address_key": [None, "", "1 high st|cf10", "2 mill ln|np20"],
+                "dob": [None, "", "1990-01-02", "1990-02-01"], "family_name_std": [None, "smith", "jones"]}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.fixed_dictionaries({k: st.sampled_from(v) for k, v in _TWIN_FIELDS.items()}),
+       st.fixed_dictionaries({k: st.sampled_from(v) for k, v in _TWIN_FIELDS.items()}))
+def test_household_twin_setting_agrees_with_the_rule_as_first_written(left, right) -> None:  # noqa: ANN001
+    assert household_twin_setting(left, right) == _household_twin_setting_reference(left, right)
+    assert household_twin_setting(right, left) == _household_twin_setting_reference(right, left)
