@@ -79,12 +79,19 @@ def describe_xml_error(exc: etree.XMLSyntaxError, name: str) -> str:
                 f"{element.group(1) if element else '?'} (value not shown: it may be personal data)")
     message = (exc.msg or str(exc)).split("\n")[0]
     if "Entity" in message or "entity" in message:
-        return f"{name}: refused at line {line}: entity reference or declaration (possible XXE / entity bomb)"
+        # libxml2 may refuse an entity bomb while still reading the DOCTYPE (2.14 with lxml
+        # 6.1 does), before the root element where the DOCTYPE check below runs: same verdict.
+        return _doctype_refusal(name, f"an entity declaration or reference (line {line})")
     # libxml2's own text quotes tag names, and text broken by a stray '<' becomes a tag name:
     # only its error code is shown (e.g. ERR_TAG_NAME_MISMATCH), never its message.
     code = entry.type_name if entry is not None else "ERR_PARSER"
     what = _PLAIN_XML_ERRORS.get(code, "the file is malformed or truncated")
     return f"{name}: not well-formed XML at line {line}: {what} ({code})"
+
+
+def _doctype_refusal(name: str, found: str) -> str:
+    return (f"{name}: has {found}; extracts must not declare a DOCTYPE, a DTD or entities "
+            "(refused: possible XXE / entity bomb)")
 
 
 _PLAIN_XML_ERRORS = {
@@ -163,8 +170,7 @@ class XmlFileAdapter(FileDropAdapter):
                     root = elem
                     info = elem.getroottree().docinfo
                     if info.doctype or info.internalDTD is not None or info.system_url:
-                        raise RejectedFile(f"{name}: has a DOCTYPE; extracts must not declare a DTD or "
-                                           "entities (refused: possible XXE / entity bomb)")
+                        raise RejectedFile(_doctype_refusal(name, "a DOCTYPE"))
                     if opts.count_attribute:
                         claimed = elem.get(opts.count_attribute)
                     if schema is not None:
