@@ -26,10 +26,12 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-import duckdb
 import pandas as pd
+
+if TYPE_CHECKING:  # imported where a connection is opened: the night's other steps never need DuckDB
+    import duckdb
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +185,8 @@ def open_duckdb(
     The spill files hold personal data, so the directory is private to this user (0700).
     Processes may share it: DuckDB names its spill files by process id and removes them.
     """
+    import duckdb
+
     memory_limit = memory_limit or default_memory_limit()
     con = duckdb.connect(":memory:")
     temp_dir = str(temp_directory or os.path.join(tempfile.gettempdir(), f"joinedup-duckdb-{os.getuid()}"))

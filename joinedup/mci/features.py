@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from joinedup.mci import bulk
-from joinedup.mci import model_settings as spec
+from joinedup.mci import feature_columns as spec
 from joinedup.mci.blocking import BlockingRule, open_duckdb
 from joinedup.mci.rules import RULES
 from joinedup.mci.store import Base, SourceRecord

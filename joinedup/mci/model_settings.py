@@ -36,43 +36,19 @@ from typing import Any
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 
+# The match-feature columns (the standardise() contract) live in their own module, so the
+# stored match index's tables can be defined without importing Splink; named here as before.
+from joinedup.mci.feature_columns import (  # noqa: F401 - re-exported: spec.FEATURE_COLUMNS
+    BOOLEAN_COLUMNS,
+    FEATURE_COLUMNS,
+    INTEGER_COLUMNS,
+    UNIQUE_ID_COLUMN,
+)
+
 #: Version of the model *specification* (comparisons, levels, fixed priors).
 #: Bump it whenever a comparison or level changes: a saved model trained under
 #: another specification version is refused on load.
 MODEL_SPEC_VERSION = "1.4"  # 1.4: sex m fixed (sex also read from titles); opposite-sex twins
-
-#: The match-feature columns the model reads (the standardise() contract).
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "record_id",
-    "source_system",
-    "source_key",
-    "given_name_std",
-    "given_name_roots",
-    "given_initial",
-    "middle_names_std",
-    "family_name_std",
-    "family_name_parts",
-    "family_name_phonetic",
-    "dob",
-    "dob_year",
-    "dob_is_placeholder",
-    "sex",
-    "ni_key",
-    "nhs_number",
-    "uprn",
-    "postcode",
-    "postcode_outward",
-    "address_key",
-    "email_std",
-    "phone_std",
-    "deceased",
-)
-
-#: Columns held as text in DuckDB (everything except these typed ones).
-INTEGER_COLUMNS = ("record_id", "dob_year")
-BOOLEAN_COLUMNS = ("dob_is_placeholder", "deceased")
-
-UNIQUE_ID_COLUMN = "record_id"
 
 
 def _fixed(level: Any, *, m: float, u: float) -> Any:

@@ -11,14 +11,21 @@ and every entry point calls :func:`upgrade`, which
   tables match the models (or the first revision's tables, then upgraded), and refused, with
   the differences listed, when they do not;
 * does all this once per process and database, so the pipeline's many ``get_engine()`` calls
-  cost nothing after the first.
+  cost nothing after the first;
+* imports Alembic only when there is something to do: a night step opening a database that is
+  already at the newest revision reads one row and compares it with the head revision, kept
+  in ``var/cache/`` under a digest of the revision files (importing Alembic to read them cost
+  about 0.15 s of every night step's process; see :func:`head_revision`).
 
 Whoever adds a table: see ``joinedup/mci/migrations/README.md``.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import logging
+import os
 import tempfile
 import threading
 import weakref
@@ -26,16 +33,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+if TYPE_CHECKING:  # Alembic itself is imported where it is used (see the module doc)
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +114,8 @@ def alembic_config(
     migrations_dir: Path = MIGRATIONS_DIR,
 ) -> Config:
     """An Alembic Config for our migrations, built in code (works from an installed wheel)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("version_locations", str(migrations_dir / "versions"))
@@ -120,10 +128,68 @@ def alembic_config(
     return config
 
 
+HEAD_CACHE = "alembic_head.json"  # under var/cache: {"digest": ..., "head": ...}
+
+
 @lru_cache(maxsize=1)
 def head_revision() -> str:
-    """The newest revision shipped with this version of JoinedUp."""
-    return _single_head(ScriptDirectory.from_config(alembic_config()))
+    """The newest revision shipped with this version of JoinedUp (see :func:`head_of`)."""
+    return head_of(MIGRATIONS_DIR)
+
+
+def head_of(migrations_dir: Path) -> str:
+    """The newest revision in ``migrations_dir``.
+
+    Alembic reads it from the revision files; its answer is kept in ``var/cache/`` with a
+    digest of those files (every name and byte), and taken from there while the digest is
+    the same, so a night step's process need not import Alembic to learn it. Any change to
+    a revision file (a new one, an edit, a removal) changes the digest and Alembic is asked
+    again. A missing, damaged or unwritable cache only means asking Alembic."""
+    digest = versions_digest(migrations_dir)
+    cached = _cached_head(digest)
+    if cached is not None:
+        return cached
+    from alembic.script import ScriptDirectory
+
+    head = _single_head(ScriptDirectory.from_config(alembic_config(migrations_dir=migrations_dir)))
+    _keep_head(digest, head)
+    return head
+
+
+def versions_digest(migrations_dir: Path = MIGRATIONS_DIR) -> str:
+    """A digest of the revision files (names and contents): what the head is a function of."""
+    digest = hashlib.sha256()
+    for path in sorted((migrations_dir / "versions").glob("*.py")):
+        digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _head_cache_path() -> Path:
+    from joinedup.paths import var_dir
+
+    return var_dir() / "cache" / HEAD_CACHE
+
+
+def _cached_head(digest: str) -> str | None:
+    try:
+        kept = json.loads(_head_cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(kept, dict) and kept.get("digest") == digest and isinstance(kept.get("head"), str):
+        return kept["head"]
+    return None
+
+
+def _keep_head(digest: str, head: str) -> None:
+    """Write the cache beside, then rename over (a parallel step never reads half a file)."""
+    try:
+        path = _head_cache_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"digest": digest, "head": head}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a cache: Alembic is asked again next time
+        logger.debug("head revision not cached (%s)", type(exc).__name__)
 
 
 def _single_head(script: ScriptDirectory) -> str:
@@ -184,7 +250,7 @@ def _upgrade(engine: Engine, revision: str) -> str | None:
         import_all_models()  # as the long way does: every table's model is registered
         return head_revision()  # the usual case: one cheap read, no Alembic run
     try:
-        return _upgrade_once(engine, revision)
+        at = _upgrade_once(engine, revision)
     except Exception:
         # Another process may have made the same tables at the same moment (SQLite has no
         # advisory lock): if the database is now where we wanted it, all is well.
@@ -192,6 +258,9 @@ def _upgrade(engine: Engine, revision: str) -> str | None:
             logger.info("schema was upgraded by another process meanwhile")
             return head_revision()
         raise
+    if revision == "head":
+        head_of(MIGRATIONS_DIR)  # Alembic is loaded now: keep the head for the next processes
+    return at
 
 
 def _at_head(engine: Engine) -> bool:
@@ -229,6 +298,9 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 
 def _upgrade_once(engine: Engine, revision: str) -> str | None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     metadata = import_all_models()
     with _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -247,6 +319,8 @@ def _upgrade_once(engine: Engine, revision: str) -> str | None:
 
 def _adopt(conn: Connection, config: Config, metadata: MetaData) -> None:
     """Stamp a database made by create_all, if its tables are ours; else refuse, saying why."""
+    from alembic import command
+
     diffs = [d for d in _diffs(conn, metadata) if not _is_foreign_table(d)]
     if not diffs:
         command.stamp(config, "head")
@@ -291,6 +365,8 @@ def baseline_indexes() -> frozenset[str]:
     """The names of the indexes the baseline revision makes (read off a scratch SQLite database
     upgraded to it): an index missing from an adopted database and not among them is one a
     later revision adds, so the upgrade from the baseline will make it."""
+    from alembic import command
+
     with tempfile.TemporaryDirectory(prefix="joinedup-baseline-") as scratch:
         engine = create_engine(f"sqlite:///{Path(scratch) / 'baseline.sqlite'}")
         try:
@@ -309,6 +385,8 @@ def baseline_indexes() -> frozenset[str]:
 
 def current(engine_or_url: Engine | str | None = None) -> str | None:
     """The revision the database is at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     engine, owned, _ = _resolve(engine_or_url)
     try:
         with engine.connect() as conn:
@@ -331,6 +409,9 @@ def differences(engine_or_url: Engine | str | None = None) -> list[Any]:
 
 
 def _diffs(conn: Connection, metadata: MetaData) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(conn, opts=migration_options())
     return [d for d in compare_metadata(context, metadata) if not _is_version_table(d)]
 
@@ -362,6 +443,8 @@ def describe_difference(diff: Any) -> str:
 
 def stamp(engine_or_url: Engine | str | None, revision: str) -> None:
     """Record that the database is at ``revision`` without running anything (after a manual fix)."""
+    from alembic import command
+
     engine, owned, _ = _resolve(engine_or_url)
     try:
         with engine.begin() as conn:
@@ -380,6 +463,9 @@ def new_revision(
     SQLite database upgraded to the current head, so the result does not depend on anyone's
     own database. Raises :class:`NoSchemaChanges` when there is nothing to write.
     """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     import_all_models()
     script = ScriptDirectory.from_config(alembic_config(migrations_dir=migrations_dir))
     heads = script.get_heads()

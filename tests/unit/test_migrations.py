@@ -207,3 +207,66 @@ def test_migrations_ship_in_the_package() -> None:
     assert "*.mako" in data["joinedup.mci.migrations"]
     assert (schema.MIGRATIONS_DIR / "versions" / "__init__.py").exists()
     assert (schema.MIGRATIONS_DIR / "script.py.mako").exists()
+
+
+# -- the head revision kept in var/cache (a night step opens the MCI without Alembic) --------
+
+def _alembic_head(migrations: Path) -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(schema.alembic_config(migrations_dir=migrations)).get_current_head()
+
+
+def test_cached_head_is_alembics_and_follows_the_revision_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOINEDUP_VAR", str(tmp_path / "var"))
+    migrations = tmp_path / "migrations"
+    shutil.copytree(schema.MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "var" / "cache" / schema.HEAD_CACHE
+    assert schema.head_of(migrations) == _alembic_head(migrations) == schema.head_revision()
+    assert cache.exists()
+    first = cache.read_text()
+    assert schema.head_of(migrations) == _alembic_head(migrations)  # from the cache now
+    schema.new_revision("a later one", autogenerate=False, migrations_dir=migrations)
+    assert _alembic_head(migrations) != schema.head_revision()
+    assert schema.head_of(migrations) == _alembic_head(migrations)  # a new file: asked again
+    assert cache.read_text() != first
+    edited = sorted((migrations / "versions").glob("0*.py"))[-1]
+    edited.write_text(edited.read_text().replace("revision: str = ", "revision: str = 'x' + ", 1))
+    assert _alembic_head(migrations).startswith("x")
+    assert schema.head_of(migrations) == _alembic_head(migrations)  # an edited file: asked again
+
+
+def test_cached_head_is_what_is_read_while_the_digest_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is really consulted (a planted answer under the right digest is returned),
+    and a damaged one is ignored and replaced."""
+    import json
+
+    monkeypatch.setenv("JOINEDUP_VAR", str(tmp_path / "var"))
+    cache = tmp_path / "var" / "cache" / schema.HEAD_CACHE
+    cache.parent.mkdir(parents=True)
+    digest = schema.versions_digest(schema.MIGRATIONS_DIR)
+    cache.write_text(json.dumps({"digest": digest, "head": "planted"}))
+    assert schema.head_of(schema.MIGRATIONS_DIR) == "planted"
+    cache.write_text(json.dumps({"digest": "0" * 64, "head": "planted"}))
+    assert schema.head_of(schema.MIGRATIONS_DIR) == _alembic_head(schema.MIGRATIONS_DIR)
+    cache.write_text("{not json")
+    assert schema.head_of(schema.MIGRATIONS_DIR) == _alembic_head(schema.MIGRATIONS_DIR)
+    assert json.loads(cache.read_text()) == {"digest": digest, "head": _alembic_head(schema.MIGRATIONS_DIR)}
+
+
+def test_opening_an_up_to_date_database_imports_neither_alembic_nor_splink(tmp_path: Path) -> None:
+    """A night step's process opens the MCI at its start: once the database is at the head
+    (and the head is cached), that is one read, with no Alembic, Splink or DuckDB import."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JOINEDUP_VAR": str(tmp_path / "var"), "JOINEDUP_DB_URL": _url(tmp_path)}
+    probe = ("import sys; from joinedup.mci.store import get_engine, session_factory; get_engine(); "
+             "from joinedup.mci.schema import import_all_models; "
+             "assert 'record_features' in import_all_models().tables; session_factory()().close(); "
+             "print(sorted(m for m in ('alembic', 'splink', 'duckdb') if m in sys.modules))")
+    first = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert "alembic" in first.stdout  # the first process made the tables
+    again = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "[]", again.stdout + again.stderr
