@@ -25,6 +25,7 @@ import pandas as pd
 from joinedup.canonical import person_fields
 from joinedup.exports import write_csv
 from joinedup.mci.match import choose_model, cluster_records, decide_pairs, links_from
+from joinedup.mci.pair_checks import PairChecks
 from joinedup.mci.rules import guard_rows
 from joinedup.mci.standardise import standardise
 from joinedup.mci.thresholds import MatchThresholds, load_thresholds
@@ -130,7 +131,9 @@ def link_records(records: pd.DataFrame, thresholds: MatchThresholds | None = Non
     outcome.mode_reason = choice.reason
     outcome.model_version = choice.model.model_version if choice.model is not None else None
     everyone = set(range(len(records)))
-    decisions = decide_pairs(features, everyone, thresholds, model=choice.model, with_evidence=False)
+    checks = PairChecks(features)  # the constraints over whole columns: the rules' and the model's pairs
+    decisions = decide_pairs(features, everyone, thresholds, model=choice.model, with_evidence=False,
+                             checks=checks)
     links = links_from(decisions, [], set())
     counter = [0]
 

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -36,7 +37,8 @@ from sqlalchemy.orm import Session
 from joinedup.mci import bulk
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
 from joinedup.mci.golden import field_plan, golden_record
-from joinedup.mci.rules import candidate_pairs, conflict, possible_twins_with_related_names
+from joinedup.mci.pair_checks import PairChecks
+from joinedup.mci.rules import candidate_pairs
 from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, PersonEvent, ReviewPair, SourceRecord, StewardDecision
 from joinedup.mci.thresholds import MatchThresholds, load_thresholds
@@ -148,24 +150,37 @@ def _evidence(model: Any, row: Mapping[str, Any], model_file: str | None) -> dic
 def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: MatchThresholds, *,
                  model: Any | None = None, model_file: str | None = None,
                  with_evidence: bool = True, blocked_pairs: pd.DataFrame | None = None,
-                 term_frequencies: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+                 term_frequencies: Mapping[str, pd.DataFrame] | None = None,
+                 checks: PairChecks | None = None) -> pd.DataFrame:
     """Every candidate pair touching a pending record, with its outcome.
 
-    Columns ``DECISION_COLUMNS``; outcome is 'link', 'review' or 'blocked' (a hard
-    constraint: never linked). Deterministic rules' links stand; the model decides the
-    rest (a rule's 'review' is replaced by the model's judgement when there is a model).
+    Columns ``DECISION_COLUMNS``, ordered by pair; outcome is 'link', 'review' or 'blocked'
+    (a hard constraint: never linked). Deterministic rules' links stand; the model decides
+    the rest (a rule's 'review' is replaced by the model's judgement when there is a model).
 
     ``features`` is the whole index, or (an incremental night) only the pending records
     and their candidates, with ``blocked_pairs`` and ``term_frequencies`` taken from the
     stored index (:mod:`joinedup.mci.features`): the decisions are the same either way.
+    ``checks``: the features' :class:`PairChecks`, if the caller has made it already.
+
+    Decided on whole columns: the constraints are asked only about the pairs that could
+    fail them (:mod:`joinedup.mci.pair_checks`), and a row's evidence is made only when
+    ``with_evidence`` asks for it.
     """
-    rules = candidate_pairs(features, pending_ids)
-    decided: dict[tuple[int, int], dict[str, Any]] = {}
-    for a, b, rule, outcome, score in rules.itertuples(index=False):
-        if model is not None and outcome == "review":
-            continue
-        decided[(int(a), int(b))] = {"rule": rule, "outcome": outcome, "match_weight": None,
-                                     "match_probability": float(score), "evidence": {"rule": rule}}
+    checks = checks if checks is not None else PairChecks(features)
+    rules = candidate_pairs(features, pending_ids, checks)
+    if rules.empty and model is None:
+        return pd.DataFrame([], columns=DECISION_COLUMNS)
+    if model is not None:
+        rules = rules[rules.outcome != "review"]
+    rule_l = rules["record_id_l"].to_numpy().astype(np.int64)
+    rule_r = rules["record_id_r"].to_numpy().astype(np.int64)
+    rule_names = rules["rule"].to_numpy(dtype=object)
+    rule_weight = np.full(len(rules), np.nan)  # NaN: not scored (None in a frame of weights)
+    rule_weighed = np.zeros(len(rules), dtype=bool)
+    rule_evidence = np.empty(len(rules), dtype=object)
+    rule_evidence[:] = [{"rule": name} for name in rule_names.tolist()]
+    parts = []
     if model is not None:
         from joinedup.mci.probabilistic import score_pairs
 
@@ -174,32 +189,63 @@ def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: Matc
         scored = score_pairs(model, features, new_ids=None if everyone else pending_ids,
                              threshold_weight=thresholds.review_weight,
                              blocked_pairs=blocked_pairs, term_frequencies=term_frequencies)
-        by_id = FeatureRows(features)  # a row's dict only for the pairs the constraints check
-        columns = list(scored.columns)  # rows from column lists: to_dict("records") is slow
-        for values in zip(*(scored[c].tolist() for c in columns)):
-            row = dict(zip(columns, values))
-            key = (int(row["record_id_l"]), int(row["record_id_r"]))
-            weight = float(row["match_weight"])
-            known = decided.get(key)
-            if known is not None:
-                known["match_weight"] = weight
-                if with_evidence:
-                    known["evidence"] = {"rule": known["rule"], **_evidence(model, row, model_file)}
-                continue
-            left, right = by_id[key[0]], by_id[key[1]]
-            why = conflict(left, right)
-            outcome = "blocked" if why else thresholds.outcome(weight)
-            doubt = possible_twins_with_related_names(left, right) if outcome == "link" else None
-            if doubt:
-                outcome = "review"
-            decided[key] = {
-                "rule": f"model (blocked: {why})" if why else "model (review: possible twins, related names)" if doubt else "model",
-                "outcome": outcome, "match_weight": weight,
-                "match_probability": float(row["match_probability"]),
-                "evidence": _evidence(model, row, model_file) if with_evidence else None,
-            }
-    out = pd.DataFrame([{"record_id_l": a, "record_id_r": b, **v} for (a, b), v in sorted(decided.items())],
-                       columns=DECISION_COLUMNS)
+        left = scored["record_id_l"].to_numpy().astype(np.int64)
+        right = scored["record_id_r"].to_numpy().astype(np.int64)
+        weight = scored["match_weight"].to_numpy(dtype=float)
+        probability = scored["match_probability"].to_numpy(dtype=float)
+        base = int(max(left.max(initial=0), right.max(initial=0), rule_r.max(initial=0))) + 1
+        at_rule = pd.Index(rule_l * base + rule_r).get_indexer(left * base + right)  # -1: no rule's pair
+        by_rule = at_rule >= 0
+        rule_weight[at_rule[by_rule]] = weight[by_rule]
+        rule_weighed[at_rule[by_rule]] = True
+        evidence = _scored_evidence(model, scored, model_file) if with_evidence else None
+        if evidence is not None:
+            for i, j in zip(np.flatnonzero(by_rule).tolist(), at_rule[by_rule].tolist()):
+                rule_evidence[j] = {"rule": rule_names[j], **evidence[i]}
+        own = np.flatnonzero(~by_rule)
+        parts.append(_model_decisions(checks, thresholds, left[own], right[own], weight[own], probability[own],
+                                      evidence[own] if evidence is not None else None))
+    parts.insert(0, (rule_l, rule_r, rule_names, rules["outcome"].to_numpy(dtype=object), rule_weight,
+                     rules["score"].to_numpy(dtype=float), rule_evidence, rule_weighed))
+    columns = [np.concatenate([part[i] for part in parts]) for i in range(len(DECISION_COLUMNS) + 1)]
+    if not len(columns[0]):
+        return pd.DataFrame([], columns=DECISION_COLUMNS)
+    weighed = columns.pop()
+    if not weighed.any():  # no weight at all (rules alone): None, as a column of None stays
+        columns[4] = np.full(len(weighed), None, dtype=object)
+    order = np.lexsort((columns[1], columns[0]))
+    return pd.DataFrame({name: values[order] for name, values in zip(DECISION_COLUMNS, columns)},
+                        columns=DECISION_COLUMNS)
+
+
+def _model_decisions(checks: PairChecks, thresholds: MatchThresholds, left: np.ndarray, right: np.ndarray,
+                     weight: np.ndarray, probability: np.ndarray, evidence: np.ndarray | None) -> tuple:
+    """The model's pairs no rule decided: blocked by a constraint, else link/review by weight,
+    and a link between possible twins with related names sent to review."""
+    pos_l, pos_r = checks.positions(left), checks.positions(right)
+    why = checks.conflicts(pos_l, pos_r)
+    blocked = why != None  # noqa: E711 - elementwise over an object array
+    outcome = np.where(weight >= thresholds.link_weight, "link",
+                       np.where(weight >= thresholds.review_weight, "review", "new person")).astype(object)
+    rule = np.full(len(left), "model", dtype=object)
+    links = np.flatnonzero(~blocked & (outcome == "link"))
+    doubt = checks.twin_doubts(pos_l[links], pos_r[links]) != None  # noqa: E711
+    outcome[links[doubt]] = "review"
+    rule[links[doubt]] = "model (review: possible twins, related names)"
+    for i in np.flatnonzero(blocked).tolist():
+        rule[i] = f"model (blocked: {why[i]})"
+    outcome[blocked] = "blocked"
+    if evidence is None:
+        evidence = np.full(len(left), None, dtype=object)
+    return left, right, rule, outcome, weight, probability, evidence, np.ones(len(left), dtype=bool)
+
+
+def _scored_evidence(model: Any, scored: pd.DataFrame, model_file: str | None) -> np.ndarray:
+    """Each scored pair's evidence for the steward (:func:`_evidence`), in scored order."""
+    columns = list(scored.columns)  # rows from column lists: to_dict("records") is slow
+    out = np.empty(len(scored), dtype=object)
+    for i, values in enumerate(zip(*(scored[c].tolist() for c in columns))):
+        out[i] = _evidence(model, dict(zip(columns, values)), model_file)
     return out
 
 

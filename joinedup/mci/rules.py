@@ -180,50 +180,68 @@ def guard_rows(features: pd.DataFrame, record_ids: Sequence[int] | None = None) 
     return {rid: dict(zip(present, row)) for rid, *row in zip(features["record_id"].tolist(), *values)}
 
 
-def candidate_pairs(features: pd.DataFrame, pending_ids: set[int]) -> pd.DataFrame:
+def candidate_pairs(features: pd.DataFrame, pending_ids: set[int], checks: Any = None) -> pd.DataFrame:
     """Pairs (left < right) that some rule fires on, each with the strongest rule that fired
     (a link before a review, then the higher score, then the rule listed first); at least one
-    side of each pair is pending (new or changed tonight)."""
-    parts = []
-    # Each column's "has a value" mask once (nine rules share a few columns), and the join's
-    # right side cut to the records whose key values some pending record has: an incremental
-    # night holds ~30 candidates per pending record, so the merge hashes a few percent of
-    # the rows (the same pairs: a row the cut drops has no partner on the left).
-    present: dict[str, np.ndarray] = {}
+    side of each pair is pending (new or changed tonight). ``checks``: the features'
+    :class:`joinedup.mci.pair_checks.PairChecks`, if the caller has made it already."""
+    from joinedup.mci.pair_checks import PairChecks  # it asks this module's constraints
+
+    checks = checks if checks is not None else PairChecks(features)
+    # Each key column as integer codes (equal codes, equal values; -1 missing: what notna()
+    # leaves out), a rule's keys combined into one integer, so each rule's join is one
+    # integer merge. The join's right side is cut to the records whose key some pending
+    # record has: an incremental night holds ~30 candidates per pending record, so the merge
+    # hashes a few percent of the rows (the same pairs: a row the cut drops has no partner
+    # on the left).
+    record_ids = features["record_id"].to_numpy().astype(np.int64)
     is_pending = features["record_id"].isin(pending_ids).to_numpy()
+    found_l, found_r, found_rule = [], [], []
     for number, rule in enumerate(RULES):
-        keys = list(rule.keys)
-        for key in keys:
-            if key not in present:
-                present[key] = features[key].notna().to_numpy()
-        usable = np.logical_and.reduce([present[key] for key in keys])
-        left = features.loc[usable & is_pending, ["record_id", *keys]]
-        if left.empty:
+        usable = np.logical_and.reduce([checks.codes(key) >= 0 for key in rule.keys])
+        key = np.full(len(features), -1, dtype=np.int64)
+        key[usable] = _combined_key([checks.codes(k)[usable] for k in rule.keys])
+        on_left = usable & is_pending
+        if not on_left.any():
             continue
-        partner = usable.copy()
-        for key in keys:
-            partner &= features[key].isin(left[key]).to_numpy()
-        keyed = features.loc[partner, ["record_id", *keys]]
-        joined = left.merge(keyed, on=keys, suffixes=("_a", "_b"))
-        a, b = joined["record_id_a"].to_numpy(), joined["record_id_b"].to_numpy()
+        partner = usable if on_left.sum() == usable.sum() else usable & np.isin(key, key[on_left])
+        joined = pd.DataFrame({"a": record_ids[on_left], "key": key[on_left]}).merge(
+            pd.DataFrame({"b": record_ids[partner], "key": key[partner]}), on="key")
+        a, b = joined["a"].to_numpy(), joined["b"].to_numpy()
         differ = a != b
         a, b = a[differ], b[differ]
-        parts.append(pd.DataFrame({"record_id_l": np.minimum(a, b), "record_id_r": np.maximum(a, b),
-                                   "rank": 1 if rule.outcome == "link" else 0, "score": rule.score,
-                                   "number": number}))
-    if not parts:
+        found_l.append(np.minimum(a, b))
+        found_r.append(np.maximum(a, b))
+        found_rule.append(np.full(len(a), number, dtype=np.int64))
+    if not found_l or not sum(len(x) for x in found_l):
         return pd.DataFrame([], columns=PAIR_COLUMNS)
-    found = pd.concat(parts, ignore_index=True)
-    found = found.sort_values(["record_id_l", "record_id_r", "rank", "score", "number"],
-                              ascending=[True, True, False, False, True], kind="stable")
-    found = found.drop_duplicates(["record_id_l", "record_id_r"], keep="first")
-    ids = np.unique(np.concatenate([found["record_id_l"].to_numpy(), found["record_id_r"].to_numpy()]))
-    rows = guard_rows(features, ids.tolist())
-    out = []
-    for a, b, number in zip(found["record_id_l"].tolist(), found["record_id_r"].tolist(), found["number"].tolist()):
-        rule = RULES[number]
-        why_not = conflict(rows[a], rows[b])
-        outcome = rule.outcome if why_not is None else "blocked"
-        out.append((int(a), int(b), rule.name if why_not is None else f"{rule.name} (blocked: {why_not})",
-                    outcome, rule.score))
-    return pd.DataFrame(out, columns=PAIR_COLUMNS)
+    left, right, number = np.concatenate(found_l), np.concatenate(found_r), np.concatenate(found_rule)
+    # the strongest rule of each pair first (a link before a review, then the higher score,
+    # then the rule listed first), then each pair once
+    rank = np.array([1 if r.outcome == "link" else 0 for r in RULES])[number]
+    score = np.array([r.score for r in RULES], dtype=float)[number]
+    order = np.lexsort((number, -score, -rank, right, left))
+    left, right, number, score = left[order], right[order], number[order], score[order]
+    first = np.ones(len(left), dtype=bool)
+    first[1:] = (left[1:] != left[:-1]) | (right[1:] != right[:-1])
+    left, right, number, score = left[first], right[first], number[first], score[first]
+
+    why_not = checks.conflicts(checks.positions(left), checks.positions(right))
+    names = np.array([r.name for r in RULES], dtype=object)[number]
+    outcomes = np.array([r.outcome for r in RULES], dtype=object)[number]
+    blocked = np.flatnonzero(why_not != None)  # noqa: E711 - elementwise over an object array
+    for i in blocked.tolist():
+        names[i] = f"{names[i]} (blocked: {why_not[i]})"
+    outcomes[blocked] = "blocked"
+    return pd.DataFrame({"record_id_l": left, "record_id_r": right, "rule": names, "outcome": outcomes,
+                         "score": score}, columns=PAIR_COLUMNS)
+
+
+def _combined_key(codes: list[np.ndarray]) -> np.ndarray:
+    """One integer per row for a tuple of integer codes (all >= 0): equal tuples, equal keys.
+    Codes are combined two at a time and renumbered, so the product never overflows."""
+    key = codes[0].astype(np.int64)
+    for more in codes[1:]:
+        more = more.astype(np.int64)
+        key = pd.factorize(key * (int(more.max(initial=0)) + 1) + more)[0].astype(np.int64)
+    return key
