@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,7 +66,14 @@ def load_schema(relative: str) -> etree.XMLSchema:
 
 
 def _local(tag: Any) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    return _local_name(tag) if isinstance(tag, str) else ""
+
+
+@lru_cache(maxsize=1024)
+def _local_name(tag: str) -> str:
+    """An element tag's local name: an extract repeats a few tags on every record (a fifth of
+    reading a file went to building a QName for each element)."""
+    return etree.QName(tag).localname
 
 
 def describe_xml_error(exc: etree.XMLSyntaxError, name: str) -> str:
