@@ -26,7 +26,6 @@ from joinedup.canonical import person_fields
 from joinedup.exports import write_csv
 from joinedup.mci.match import choose_model, cluster_records, decide_pairs, links_from
 from joinedup.mci.pair_checks import PairChecks
-from joinedup.mci.rules import guard_rows
 from joinedup.mci.standardise import standardise
 from joinedup.mci.thresholds import MatchThresholds, load_thresholds
 
@@ -141,8 +140,9 @@ def link_records(records: pd.DataFrame, thresholds: MatchThresholds | None = Non
         counter[0] += 1
         return f"P{counter[0]:08d}"
 
-    features_by_id = guard_rows(features)  # what the cluster guard reads, not every feature
-    plan = cluster_records(everyone, links, features_by_id, thresholds, new_master_id=new_master)
+    # the guard checks every group of linked records on arrays first; a row of the features
+    # it reads (rules.GUARD_COLUMNS) is made only for the few joins left to compare one by one
+    plan = cluster_records(everyone, links, checks.rows(), thresholds, new_master_id=new_master, checks=checks)
     outcome.persons = len(plan.new_masters)
     counts = decisions.outcome.value_counts()
     outcome.pairs_linked = int(counts.get("link", 0))

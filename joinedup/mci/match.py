@@ -255,9 +255,11 @@ def links_from(decisions: pd.DataFrame, must_link: list[tuple[int, int]],
     A cannot-link on the same pair (a later split, say) outweighs a must-link."""
     links = [Link(int(a), int(b), RULE_STRENGTH * 2, MUST_LINK) for a, b in must_link
              if frozenset((a, b)) not in cannot_link]
-    for a, b, rule, outcome, weight in zip(decisions.record_id_l, decisions.record_id_r, decisions["rule"],
-                                           decisions.outcome, decisions.match_weight):
-        if outcome != "link" or frozenset((a, b)) in cannot_link:
+    linked = decisions["outcome"].to_numpy(dtype=object) == "link"  # the rows to read, found on the column
+    columns = [decisions[c].to_numpy(dtype=object)[linked].tolist()
+               for c in ("record_id_l", "record_id_r", "rule", "match_weight")]
+    for a, b, rule, weight in zip(*columns):
+        if cannot_link and frozenset((a, b)) in cannot_link:
             continue
         is_rule = not str(rule).startswith("model")
         strength = RULE_STRENGTH + (weight if weight == weight and weight is not None else 0.0) if is_rule else float(weight)
@@ -275,11 +277,15 @@ def cluster_records(record_ids: set[int], links: list[Link], features_by_id: Map
                     master_seq: Mapping[str, int] | None = None,
                     cannot_link: set[frozenset[int]] = frozenset(),
                     expand: Callable[[set[int]], set[int]] | None = None,
-                    new_master_id: Callable[[], str]) -> ClusterPlan:
-    """Clusters for ``record_ids`` from ``links`` under every constraint (pure)."""
-    guard = ClusterGuard(features_by_id, cannot_link, expand)
+                    new_master_id: Callable[[], str], checks: PairChecks | None = None) -> ClusterPlan:
+    """Clusters for ``record_ids`` from ``links`` under every constraint (pure). ``checks``
+    (of the features ``features_by_id`` gives): the guard checks each group of linked
+    records at once before the first join (:meth:`ClusterGuard.prepare`)."""
+    guard = ClusterGuard(features_by_id, cannot_link, expand, checks=checks)
+    guard.prepare(record_ids, links)
     return plan_clusters(record_ids, links, current_master or {}, master_seq or {}, guard,
-                         new_master_id, merge_allowed=merge_rule(thresholds))
+                         new_master_id, merge_allowed=merge_rule(thresholds),
+                         clear=guard.clear if checks is not None else None)
 
 
 # --- the nightly run against the MCI store ---------------------------------------------------

@@ -4,8 +4,8 @@ A first build asks ``conflict`` about every candidate and scored pair, and the c
 asks ``never_same_cluster`` about every pair it compares: hundreds of thousands of calls.
 :class:`PairChecks` codes once, as integers, each column those rules compare (equal codes,
 equal values; -1 missing), works out on whole arrays which pairs could fail a constraint
-(a possible NI or NHS conflict, the household-twin setting, a different date of birth and
-initial) and asks the rule itself only about those. The answers are the rules' own: the
+(a possible NI or NHS conflict, the household-twin setting with two given names, a different
+date of birth and initial) and asks the rule itself only about those. The answers are the rules' own: the
 arrays only choose which pairs need asking, and every pair a rule could refuse is chosen.
 
 A column holding anything but text or None (not what ``standardise`` makes) is not coded;
@@ -13,7 +13,7 @@ every pair is then asked.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,16 +77,24 @@ class PairChecks:
             self._factorized[column] = (codes.astype(np.int64), uniques)
         return self._factorized[column][0]
 
-    def positions(self, record_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Row positions of these record ids (KeyError for one not in the features)."""
+    def positions(self, record_ids: Sequence[int] | np.ndarray, missing: int | None = None) -> np.ndarray:
+        """Row positions of these record ids; for one not in the features ``missing``, or
+        KeyError if that is None."""
         found = self._index.get_indexer(np.asarray(record_ids))
-        if (found < 0).any():
+        if missing is not None:
+            found[found < 0] = missing
+        elif (found < 0).any():
             raise KeyError(int(np.asarray(record_ids)[np.argmax(found < 0)]))
         return found
 
     def row(self, position: int) -> dict[str, Any]:
         """One record's guard columns as the rules read them (``guard_rows``' row)."""
         return {c: values[position] for c, values in self._lists.items()}
+
+    def rows(self) -> Mapping[int, dict[str, Any]]:
+        """record id -> its guard columns, as ``rules.guard_rows`` gives them, each made when
+        asked for (the cluster guard, prepared with these checks, asks about few)."""
+        return _Rows(self)
 
     # -- which pairs need asking (whole arrays) -------------------------------------------------
     def _same(self, column: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -107,10 +115,17 @@ class PairChecks:
         return (has["dob"][left] & self._same("dob", left, right) & self._same("family_name_std", left, right)
                 & ~shared_id & home)
 
+    def _twins_possible(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """The household-twin setting with given names that are not one and the same: where
+        ``given_names_differ`` and ``possible_twins_with_related_names`` can say yes (both say
+        no to the same given name)."""
+        same_name = self._both("given_name_std", left, right) & self._same("given_name_std", left, right)
+        return self.household_twin_setting(left, right) & ~same_name
+
     def _may_conflict(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Every pair ``conflict`` can refuse (and only a few others)."""
         differ = lambda c: self._both(c, left, right) & ~self._same(c, left, right)  # noqa: E731
-        return differ("ni_key") | differ("nhs_number") | self.household_twin_setting(left, right)
+        return differ("ni_key") | differ("nhs_number") | self._twins_possible(left, right)
 
     def _may_never_join(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Every pair ``never_same_cluster`` can refuse: ``conflict``'s, and a different full
@@ -141,5 +156,20 @@ class PairChecks:
     def twin_doubts(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """``possible_twins_with_related_names`` of each pair (positions): why a steward
         should look, or None (it answers only in the household-twin setting)."""
-        chosen = self.household_twin_setting(left, right) if self.coded else None
+        chosen = self._twins_possible(left, right) if self.coded else None
         return self._ask(possible_twins_with_related_names, chosen, left, right)
+
+
+class _Rows(Mapping[int, dict[str, Any]]):
+    def __init__(self, checks: PairChecks) -> None:
+        self._checks = checks
+        self._at = dict(zip(checks.record_ids.tolist(), range(len(checks.record_ids))))
+
+    def __getitem__(self, record_id: int) -> dict[str, Any]:
+        return self._checks.row(self._at[record_id])
+
+    def __iter__(self):  # noqa: ANN204 - Mapping protocol
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)

@@ -128,3 +128,77 @@ class _Counting(dict):
         if key == "ni_key":
             self._calls.append((self._rid, len(self._calls)))
         return super().get(key, default)
+
+
+def _plan_prepared(features, links, cannot, current, group_cap):  # noqa: ANN001, ANN202
+    """The plan with the guard prepared on arrays (PairChecks) and clear groups joined whole."""
+    import pandas as pd
+
+    from joinedup.mci.pair_checks import PairChecks
+
+    members: dict[str, set[int]] = {}
+    for rid, master in current.items():
+        if master:
+            members.setdefault(master, set()).add(rid)
+
+    def expand(records: set[int]) -> set[int]:
+        out = set(records)
+        for rid in records:
+            if current.get(rid):
+                out |= members[current[rid]]
+        return out
+
+    frame = pd.DataFrame([{**row, "record_id": rid} for rid, row in features.items()], dtype=object)
+    frame["record_id"] = frame["record_id"].astype("int64")
+    guard = ClusterGuard(features, cannot, expand, checks=PairChecks(frame))
+    pending = [rid for rid, master in current.items() if master is None]
+    guard.prepare(pending, links, group_cap=group_cap)
+    counter = iter(range(1000))
+    return plan_clusters(pending, links, current, {"M1": 1, "M2": 2, "M3": 3}, guard,
+                         lambda: f"N{next(counter)}", merge_allowed=lambda link: link.strength >= 12,
+                         clear=guard.clear)
+
+
+@settings(max_examples=400, deadline=None)
+@given(councils(), st.sampled_from([1, 3, 1000]))
+def test_groups_checked_beforehand_and_joined_whole_plan_exactly_as_all_pairs(council: tuple, cap: int) -> None:
+    """A cap of 1 or 3 leaves some groups to the join-by-join guard: both kinds in one plan."""
+    prepared, all_pairs = _plan_prepared(*council, cap), _plan(AllPairsGuard, *council)
+    assert list(prepared.assignments.items()) == list(all_pairs.assignments.items())  # order too
+    assert prepared.refused == all_pairs.refused
+    assert prepared.refused_reasons == all_pairs.refused_reasons
+    assert prepared.merges == all_pairs.merges and prepared.new_masters == all_pairs.new_masters
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 40).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=60))))
+def test_linked_groups_are_the_connected_components(graph: tuple) -> None:
+    import numpy as np
+
+    from joinedup.mci.cluster import linked_groups
+
+    n, edges = graph
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    left = np.array([a for a, _ in edges], dtype=np.int64)
+    right = np.array([b for _, b in edges], dtype=np.int64)
+    assert linked_groups(n, left, right).tolist() == [find(x) for x in range(n)]
+
+
+def test_a_long_chain_is_one_group() -> None:
+    import numpy as np
+
+    from joinedup.mci.cluster import linked_groups
+
+    order = np.random.default_rng(1).permutation(5000)
+    groups = linked_groups(5000, order[:-1], order[1:])
+    assert (groups == 0).all()

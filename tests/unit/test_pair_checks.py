@@ -222,3 +222,13 @@ def test_a_model_link_between_possible_twins_goes_to_review_as_before() -> None:
                                     "name_dob_uprn (blocked: different NI numbers)",
                                     "model (review: possible twins, related names)"]
     assert got["outcome"].tolist() == ["review", "blocked", "review"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(frames())
+def test_rows_are_guard_rows(frame: pd.DataFrame) -> None:
+    from joinedup.mci.rules import guard_rows
+
+    rows = PairChecks(frame).rows()
+    expected = guard_rows(frame)
+    assert dict(rows) == expected and list(rows) == list(expected) and rows.get(-1) is None
