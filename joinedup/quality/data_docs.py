@@ -5,7 +5,8 @@ with every value taken out (counts only: a regex rule's "unexpected values" woul
 numbers and postcodes), is stored in a small file-backed GX context under ``var/gx/`` and
 GX's site builder renders that one validation page, the suite's page and the index. So the
 site grows by one page per batch and is never rebuilt whole; the index reads each validation's
-small facts file, not the whole stored result (``data_docs_index``). GX's page templates are compiled
+small facts file, not the whole stored result (``data_docs_index``), and GX's static files are
+written only when the site does not already hold them (``data_docs_site``). GX's page templates are compiled
 once and kept under ``var/cache/gx_templates`` for the next processes (see
 ``_SharedTemplateCache``).
 
@@ -143,7 +144,9 @@ def _context(var: str, site_dir: str) -> Any:
     _templates.install(template_cache_dir)
     context = gx.get_context(mode="file", project_root_dir=var)
     site = {
-        "class_name": "SiteBuilder",
+        # GX's site builder, not writing its static files again when the site holds them (data_docs_site)
+        "module_name": "joinedup.quality.data_docs_site",
+        "class_name": "SiteBuilderKeepingAssets",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": site_dir},
         # GX's index builder, reading each validation's small facts file, not the whole result

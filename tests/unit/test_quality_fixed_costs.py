@@ -295,3 +295,63 @@ def test_gx_models_get_the_same_fields_with_the_quick_copies_as_with_copy_deepco
     assert len(out["quick"]["models"]) > 200
     assert out["quick"]["shared"] == out["generic"]["shared"], (out["quick"]["shared"], out["generic"]["shared"])
     assert out["quick"]["models"] == out["generic"]["models"]
+
+
+def _site_files(site: Path) -> dict[str, bytes]:
+    """Every file of a Data Docs site, pages without the build time GX stamps into them."""
+    out = {}
+    for path in sorted(p for p in site.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        out[str(path.relative_to(site))] = _undated(data.decode("utf-8")).encode() if path.suffix == ".html" else data
+    return out
+
+
+def test_the_site_keeps_gx_static_files_and_writes_them_only_when_missing_or_changed(project: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Each batch's build leaves the site as GX's own builder would (every page and static
+    file the same), but writes GX's static files only when the site does not hold them byte
+    for byte: a deleted or altered one is written again."""
+    from great_expectations.data_context.store.html_site_store import HtmlSiteStore
+
+    from joinedup.paths import var_dir
+    from joinedup.quality import gate
+    from joinedup.quality.data_docs import SITE, _context, data_docs_dir, publish
+    from joinedup.quality.data_docs_site import _static_files, gx_static_dir
+
+    copies = []
+    original = HtmlSiteStore.copy_static_assets
+    def counted(self, *args):  # noqa: ANN001, ANN202 - a top-level call (it recurses into folders with an argument)
+        copies.extend([] if args else [1])
+        return original(self, *args)
+
+    monkeypatch.setattr(HtmlSiteStore, "copy_static_assets", counted)
+    result = gate.validate_batch(_canonical([_tenant(1), _tenant(2)]), "housing", suite="housing")
+    publish(result.validation, "housing", "night-0")
+    assert len(copies) == 1  # a new site: GX copies its static files
+    static = data_docs_dir() / "static"
+    gx_files = {str(Path(p).relative_to(Path(gx_static_dir()).parent)): Path(p).read_bytes()
+                for p in _static_files(gx_static_dir())}
+    assert len(gx_files) > 10
+    assert {k: v for k, v in _site_files(data_docs_dir()).items() if k.startswith("static")} == gx_files
+    publish(result.validation, "housing", "night-1")
+    assert len(copies) == 1  # the site holds them: not written again
+    css = next(static.rglob("*.css"))
+    css.write_text("tampered", encoding="utf-8")
+    publish(result.validation, "housing", "night-2")
+    assert len(copies) == 2 and css.read_bytes() == gx_files[str(css.relative_to(data_docs_dir()))]
+    next(static.rglob("*.otf")).unlink()
+    publish(result.validation, "housing", "night-3")
+    assert len(copies) == 3
+    ours = _site_files(data_docs_dir())
+    # GX's own builder over the same stored validations: the same site, file for file.
+    monkeypatch.setattr(HtmlSiteStore, "copy_static_assets", original)
+    context = _context(str(var_dir()), str(data_docs_dir()))
+    config = context.list_data_docs_sites()[SITE]
+    context.update_data_docs_site(SITE, {k: v for k, v in config.items() if k != "module_name"} | {"class_name": "SiteBuilder"})
+    try:
+        import shutil
+
+        shutil.rmtree(data_docs_dir())
+        context.build_data_docs(site_names=[SITE])
+        assert _site_files(data_docs_dir()) == ours
+    finally:
+        context.update_data_docs_site(SITE, config)
