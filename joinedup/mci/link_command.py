@@ -12,9 +12,11 @@ Being database-free, this doubles as the benchmark harness (``benchmarks/mci_ben
 """
 from __future__ import annotations
 
+import gc
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,12 +179,32 @@ def link_records(records: pd.DataFrame, thresholds: MatchThresholds | None = Non
 def link_files(inputs: Iterable[Path], out: Path, *, pairs_path: Path | None = None,
                thresholds_path: Path | None = None) -> LinkOutcome:
     """Read the inputs, link them, write ``out`` (and ``pairs_path``); the figures."""
-    records, notes = read_inputs(inputs)
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    assignments, pairs, outcome = link_records(records, load_thresholds(thresholds_path))
-    outcome.warnings = notes
-    write_csv(assignments, out)  # spreadsheet-safe: a source key may start with '='
-    if pairs_path is not None:
-        write_csv(pairs, pairs_path)
+    with cyclic_gc_paused():
+        records, notes = read_inputs(inputs)
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
+        assignments, pairs, outcome = link_records(records, load_thresholds(thresholds_path))
+        outcome.warnings = notes
+        write_csv(assignments, out)  # spreadsheet-safe: a source key may start with '='
+        if pairs_path is not None:
+            write_csv(pairs, pairs_path)
     return outcome
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for one batch run, and run once at its end.
+
+    A run holds millions of objects in object columns (every record's values, its features,
+    the pairs), and every full collection walks them all: at 254k records the collections
+    took about 2.4 s of JoinedUp's 10 s. The run makes little cyclic garbage (about 60,000
+    objects at 254k records, the same peak memory), and reference counting frees the rest
+    as usual. A caller that had paused the collector itself keeps it paused."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+            gc.collect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -97,3 +98,30 @@ def test_blank_cells_are_read_as_none_exactly_as_replace_did(tmp_path: Path) -> 
         got, expected = frame[column].tolist(), raw[column].tolist()
         assert [type(v) for v in got] == [type(v) for v in expected] and got == expected, column
     assert frame["given_name"].tolist() == [None, "Ann", "None"]
+
+
+def test_link_pauses_the_cyclic_collector_and_puts_it_back(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The collector is off while a run links (its object columns are walked by every full
+    collection) and on again afterwards, also when the run fails; off stays off."""
+    import gc
+
+    import joinedup.mci.link_command as link_command
+
+    seen = []
+
+    def records(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(gc.isenabled())
+        raise link_command.LinkInputError("stop here")
+
+    monkeypatch.setattr(link_command, "read_inputs", records)
+    assert gc.isenabled()
+    with pytest.raises(link_command.LinkInputError):
+        link_command.link_files([tmp_path / "a.csv"], tmp_path / "out.csv")
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(link_command.LinkInputError):
+            link_command.link_files([tmp_path / "a.csv"], tmp_path / "out.csv")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
