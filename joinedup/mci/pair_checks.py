@@ -48,7 +48,10 @@ class PairChecks:
         self._index = pd.Index(self.record_ids)
         self._features = features
         present = [c for c in GUARD_COLUMNS if c in features.columns]
-        self._lists = {c: features[c].tolist() for c in present}  # what guard_rows hands the rules
+        # what guard_rows hands the rules: an object column's own values (no copy), others as
+        # Python scalars (tolist)
+        self._values = {c: (features[c].to_numpy() if features[c].dtype == object else features[c].tolist())
+                        for c in present}
         self._factorized: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._codes: dict[str, np.ndarray] = {}
         self._truthy: dict[str, np.ndarray] = {}
@@ -65,16 +68,16 @@ class PairChecks:
                 break
             self._codes[column], self._truthy[column] = self.codes(column), truthy
         if self.coded:
-            initials = [v[0] if t else None for v, t in zip(self._lists.get("given_name_std", [None] * n),
+            initials = [v[0] if t else None for v, t in zip(self._values.get("given_name_std", [None] * n),
                                                             self._truthy["given_name_std"].tolist())]
-            self._codes["given_initial"] = pd.factorize(np.array(initials, dtype=object))[0].astype(np.int64)
+            self._codes["given_initial"] = np.asarray(pd.factorize(np.array(initials, dtype=object))[0], np.int64)
 
     def codes(self, column: str) -> np.ndarray:
         """A feature column as integers (``pd.factorize``): equal codes for equal values, -1
         for a missing one (None, NaN). Made once per column."""
         if column not in self._factorized:
             codes, uniques = pd.factorize(self._features[column].to_numpy(dtype=object), use_na_sentinel=True)
-            self._factorized[column] = (codes.astype(np.int64), uniques)
+            self._factorized[column] = (np.asarray(codes, dtype=np.int64), uniques)
         return self._factorized[column][0]
 
     def positions(self, record_ids: Sequence[int] | np.ndarray, missing: int | None = None) -> np.ndarray:
@@ -89,7 +92,7 @@ class PairChecks:
 
     def row(self, position: int) -> dict[str, Any]:
         """One record's guard columns as the rules read them (``guard_rows``' row)."""
-        return {c: values[position] for c, values in self._lists.items()}
+        return {c: values[position] for c, values in self._values.items()}
 
     def rows(self) -> Mapping[int, dict[str, Any]]:
         """record id -> its guard columns, as ``rules.guard_rows`` gives them, each made when
