@@ -12,11 +12,9 @@ Being database-free, this doubles as the benchmark harness (``benchmarks/mci_ben
 """
 from __future__ import annotations
 
-import gc
 import logging
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import pandas as pd
 
 from joinedup.canonical import person_fields
 from joinedup.exports import write_csv
+from joinedup.mci.gc_pause import cyclic_gc_paused
 from joinedup.mci.match import choose_model, cluster_records, decide_pairs, links_from
 from joinedup.mci.pair_checks import PairChecks
 from joinedup.mci.standardise import standardise
@@ -189,22 +188,3 @@ def link_files(inputs: Iterable[Path], out: Path, *, pairs_path: Path | None = N
         if pairs_path is not None:
             write_csv(pairs, pairs_path)
     return outcome
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for one batch run, and run once at its end.
-
-    A run holds millions of objects in object columns (every record's values, its features,
-    the pairs), and every full collection walks them all: at 254k records the collections
-    took about 2.4 s of JoinedUp's 10 s. The run makes little cyclic garbage (about 60,000
-    objects at 254k records, the same peak memory), and reference counting frees the rest
-    as usual. A caller that had paused the collector itself keeps it paused."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-            gc.collect()

@@ -35,6 +35,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from joinedup.mci import bulk
+from joinedup.mci.gc_pause import cyclic_gc_paused
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
 from joinedup.mci.golden import field_plan, golden_record
 from joinedup.mci.pair_checks import PairChecks
@@ -339,39 +340,6 @@ def _standardised_index(session: Session) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-class FeatureRows(Mapping[int, dict[str, Any]]):
-    """record id -> its features as a dict, made when asked for (and the most recent kept):
-    the cluster guard looks at the records its links join, and a dict per record of a
-    million-record index would cost gigabytes. Values as ``DataFrame.to_dict('index')``
-    gives them (numpy scalars as Python ones)."""
-
-    def __init__(self, features: pd.DataFrame, cache_size: int = 200_000) -> None:
-        self._columns = list(features.columns)
-        self._values = [features[c].tolist() for c in self._columns]
-        self._position = {int(rid): i for i, rid in enumerate(features["record_id"].tolist())}
-        self._cache: dict[int, dict[str, Any]] = {}
-        self._cache_size = cache_size
-
-    def __getitem__(self, record_id: int) -> dict[str, Any]:
-        row = self._cache.get(record_id)
-        if row is None:
-            i = self._position[record_id]  # KeyError for a record not in the frame
-            row = {c: values[i] for c, values in zip(self._columns, self._values)}
-            if len(self._cache) >= self._cache_size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[record_id] = row
-        return row
-
-    def __contains__(self, record_id: object) -> bool:
-        return record_id in self._position
-
-    def __iter__(self):  # noqa: ANN204 - Mapping protocol
-        return iter(self._position)
-
-    def __len__(self) -> int:
-        return len(self._position)
-
-
 def run_match(session: Session, run_id: str, *, thresholds: MatchThresholds | None = None,
               path: str = "auto") -> MatchResult:
     """Match tonight's pending records. ``path``: "incremental" (standardise and block only
@@ -384,7 +352,8 @@ def run_match(session: Session, run_id: str, *, thresholds: MatchThresholds | No
     pending_ids = set(session.scalars(select(SourceRecord.id).where(SourceRecord.match_status == "pending")))
     result.records_compared = len(pending_ids)
     if pending_ids:
-        _match_pending(session, run_id, pending_ids, result, thresholds or load_thresholds(), path)
+        with cyclic_gc_paused():  # a first build holds millions of objects: collections would walk them all
+            _match_pending(session, run_id, pending_ids, result, thresholds or load_thresholds(), path)
     result.review_pairs_open = session.scalar(select(func.count()).select_from(ReviewPair).where(ReviewPair.status == "open")) or 0
     result.persons_total = session.scalar(select(func.count()).select_from(Person).where(Person.status == "active")) or 0
     return result
@@ -476,8 +445,9 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
             raise RuntimeError("the match model's blocking rules differ from the stored block keys; "
                                "run the night with path='full' to rebuild them")
         tf_tables = {col: stored.term_frequencies(session, col, features[col]) for col in _tf_columns(choice.model)}
+    checks = PairChecks(features)  # the constraints over whole columns: decisions, then the cluster guard
     decisions = decide_pairs(features, pending_ids, thresholds, model=choice.model, model_file=model_file,
-                             blocked_pairs=blocked_pairs, term_frequencies=tf_tables)
+                             blocked_pairs=blocked_pairs, term_frequencies=tf_tables, checks=checks)
     result.pairs_scored = len(decisions)
 
     steward = session.execute(select(StewardDecision.kind, StewardDecision.record_id_l, StewardDecision.record_id_r)).all()
@@ -492,6 +462,7 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
             more = {k: v for k, v in more.items() if k not in current}
             current.update(more)
             features = pd.concat([features, stored.load_features(session, set(more))], ignore_index=True)
+            checks = PairChecks(features)
 
     members_of: dict[str, set[int]] = defaultdict(set)
     for rid, mid in current.items():
@@ -515,9 +486,11 @@ def _match_pending(session: Session, run_id: str, pending_ids: set[int], result:
         seqs[mid] = next_seq[0]
         return mid
 
-    features_by_id = FeatureRows(features)
-    plan = cluster_records(pending_ids, links, features_by_id, thresholds, current_master=current,
-                           master_seq=seqs, cannot_link=cannot, expand=expand, new_master_id=new_master)
+    # the guard checks every group of linked records on arrays first; a record's guard columns
+    # are made as a row only for the joins left to compare one by one
+    plan = cluster_records(pending_ids, links, checks.rows(), thresholds, current_master=current,
+                           master_seq=seqs, cannot_link=cannot, expand=expand, new_master_id=new_master,
+                           checks=checks)
     result.refused_by_constraint = len(plan.refused)
     _write_plan(session, run_id, plan, links, decisions, current, pending_ids, result, model_file, features)
 

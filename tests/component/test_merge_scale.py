@@ -40,22 +40,6 @@ def test_the_index_standardised_in_chunks_equals_one_frame(project: Path, mci_db
     pd.testing.assert_frame_equal(chunked, whole)
 
 
-def test_feature_rows_are_the_frames_rows(project: Path, mci_db: str) -> None:
-    from joinedup.mci import match
-    from joinedup.mci.store import session_factory
-
-    with session_factory()() as session:
-        _stage(session)
-        features = match._standardised_index(session)
-    expected = features.set_index("record_id", drop=False).to_dict("index")
-    rows = match.FeatureRows(features, cache_size=10)  # a small cache: rows are made again
-    assert len(rows) == len(expected)
-    for rid in list(expected)[:60] + list(expected)[:15]:
-        assert rows[rid] == expected[rid]
-        assert [type(v) for v in rows[rid].values()] == [type(v) for v in expected[rid].values()]
-    assert rows.get(-1) is None and -1 not in rows
-
-
 def _survivorship_by_person(session) -> dict[str, tuple[dict, dict]]:  # noqa: ANN001
     from joinedup.mci.golden import golden_record
     from joinedup.mci.store import SourceRecord

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 import joinedup.mci.probabilistic as probabilistic
 from joinedup.mci import match
-from joinedup.mci.match import DECISION_COLUMNS, FeatureRows, decide_pairs
+from joinedup.mci.match import DECISION_COLUMNS, decide_pairs
 from joinedup.mci.pair_checks import PairChecks
 from joinedup.mci.rules import (
-    candidate_pairs, conflict, household_twin_setting, never_same_cluster, possible_twins_with_related_names,
+    candidate_pairs, conflict, guard_rows, household_twin_setting, never_same_cluster,
+    possible_twins_with_related_names,
 )
 from joinedup.mci.standardise import FEATURE_COLUMNS
 from joinedup.mci.thresholds import MatchThresholds
@@ -108,7 +109,7 @@ def _decide_as_first_written(features: pd.DataFrame, pending: set[int], threshol
         decided[(int(a), int(b))] = {"rule": rule, "outcome": outcome, "match_weight": None,
                                      "match_probability": float(score), "evidence": {"rule": rule}}
     if model is not None:
-        by_id = FeatureRows(features)
+        by_id = guard_rows(features)
         columns = list(scored.columns)
         for values in zip(*(scored[c].tolist() for c in columns)):
             row = dict(zip(columns, values))
