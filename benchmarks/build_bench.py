@@ -175,14 +175,22 @@ def step_file(work: Path, step: str, source: str) -> Path:
     return work / f"step-{step}-{source}.json"
 
 
+class StoppedBeforeMerge(Exception):
+    """``--stop-before-merge``: night 0's source steps are done and its merge is not started."""
+
+
 def run_night_steps(sources: list[str], run_id: str, env: dict[str, str], work: Path,
-                    say=print, in_process: bool = False, resume: bool = False) -> dict[str, Any]:  # noqa: ANN001
+                    say=print, in_process: bool = False, resume: bool = False,  # noqa: ANN001
+                    stop_before_merge: bool = False) -> dict[str, Any]:
     """Every step of one night in its own process (or all in this one: ``in_process``, for a
     quick look and the smoke test — peaks then include the earlier steps' leftovers).
     ``resume``: a step whose figures file is already in ``work`` is not run again; its
-    figures are taken from the file (a long build interrupted after its last finished step)."""
+    figures are taken from the file (a long build interrupted after its last finished step).
+    ``stop_before_merge``: raise :class:`StoppedBeforeMerge` instead of running the merge."""
     steps: list[dict[str, Any]] = []
     for step, source in night_plan(sources):
+        if stop_before_merge and step == "merge" and not (resume and step_file(work, step, source).exists()):
+            raise StoppedBeforeMerge(str(work))
         if resume and step_file(work, step, source).exists():
             fig = json.loads(step_file(work, step, source).read_text(encoding="utf-8"))
             fig.setdefault("wall_seconds_outside", fig["seconds_in_step"] + fig["seconds_startup"])
@@ -285,7 +293,8 @@ def export_canonical(folder: Path) -> dict[str, int]:
 
 def night(residents: int, seed: int, council_night: int, env: dict[str, str], work: Path,
           say=print, sources: list[str] | None = None, in_process: bool = False,
-          resume: bool = False, history: str = "none", change_scale: float = 1.0) -> dict[str, Any]:  # noqa: ANN001
+          resume: bool = False, history: str = "none", change_scale: float = 1.0,
+          stop_before_merge: bool = False) -> dict[str, Any]:  # noqa: ANN001
     """One night, measured. Its run id and what the council served are kept in
     ``night-<n>/night.json`` in ``work`` (beside its steps' figures files) before any step
     runs, so ``resume`` can take up an interrupted night with the same run id; when only the
@@ -321,7 +330,8 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
             say(f"night {council_night}: {sum(council['records'].values()):,} records served "
                 f"({json.dumps(council['records'])}) in {served:.0f} s (not counted)")
         with LoadWatch() as load:
-            figures = run_night_steps(sources, served_night["run_id"], env, work, say, in_process, resume)
+            figures = run_night_steps(sources, served_night["run_id"], env, work, say, in_process, resume,
+                                      stop_before_merge)
     figures.update(served_night, runs_table=runs_table(served_night["run_id"]), quality=quality())
     figures["load_average"] = figures["load_average"] or load.summary()
     staged = [s["outcome"] for s in figures["steps"] if s["step"] == "stage"]
@@ -332,7 +342,8 @@ def night(residents: int, seed: int, council_night: int, env: dict[str, str], wo
 
 def measure(residents: int, seed: int, work: Path, *, incremental: bool = True, db_url: str | None = None,
             say=print, sources: list[str] | None = None, in_process: bool = False,
-            resume: bool = False, history: str = "none", change_scale: float = 1.0) -> dict[str, Any]:  # noqa: ANN001
+            resume: bool = False, history: str = "none", change_scale: float = 1.0,
+            stop_before_merge: bool = False) -> dict[str, Any]:  # noqa: ANN001
     """The full build and (optionally) the next night, in a fresh project under ``work``
     (``resume``: in the project already there, taking up where an interrupted run stopped).
     ``history``: the council's record-history profile (``none`` or ``full``; see
@@ -346,7 +357,8 @@ def measure(residents: int, seed: int, work: Path, *, incremental: bool = True, 
                            "store": "postgresql" if db_url and db_url.startswith("postgres") else "sqlite",
                            "mode": "in-process" if in_process else "process per step",
                            "records_per_resident_profile": history, "change_rate_scale": change_scale}
-    out["full"] = night(residents, seed, 0, env, work, say, sources, in_process, resume, history)
+    out["full"] = night(residents, seed, 0, env, work, say, sources, in_process, resume, history,
+                        stop_before_merge=stop_before_merge)
     out["canonical_csvs"] = str(work / "canonical")
     out["canonical_records"] = export_canonical(work / "canonical")
     if incremental:
@@ -497,7 +509,11 @@ def main(argv: list[str] | None = None) -> int:
                              "saved under <residents>-<profile>")
     parser.add_argument("--change-rate-scale", type=float, default=1.0,
                         help="the council's nightly change rates times this for the next night (default 1 "
-                             "changed 1.76%% of records at 1M; about 0.57 for the issue's 1%%)")
+                             "changed 1.76%% of records at 1M; about 0.57 for 1%% of the default council's "
+                             "records, about 1.43 for 1%% of a council with record history)")
+    parser.add_argument("--stop-before-merge", action="store_true",
+                        help="run the full build's source steps and stop before its merge: copy the work "
+                             "folder (and the database) then, to measure the merge again from there with --resume")
     args = parser.parse_args(argv)
     profile = args.records_per_resident_profile
     work = args.work or REPO / "var" / "bench" / ("build-" + figures_key(args.residents, "sqlite", profile))
@@ -505,9 +521,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"build benchmark: {args.residents:,} residents, seed {args.seed}, record history {profile}, "
           f"work folder {work}", flush=True)
     print(f"machine: {json.dumps(machine_summary())}", flush=True)
-    figures = measure(args.residents, args.seed, work, incremental=not args.no_incremental, db_url=args.db_url,
-                      say=lambda s: print(s, flush=True), sources=args.source, in_process=args.in_process,
-                      resume=args.resume, history=profile, change_scale=args.change_rate_scale)
+    try:
+        figures = measure(args.residents, args.seed, work, incremental=not args.no_incremental, db_url=args.db_url,
+                          say=lambda s: print(s, flush=True), sources=args.source, in_process=args.in_process,
+                          resume=args.resume, history=profile, change_scale=args.change_rate_scale,
+                          stop_before_merge=args.stop_before_merge)
+    except StoppedBeforeMerge:
+        print(f"stopped before the full build's merge: copy {work} (and the database, if not SQLite) to measure "
+              "the merge again from this point; then run the same command with --resume", flush=True)
+        return 0
     full = figures["full"]
     records = sum(full["council_records"].values())
     residents = max(full["council_residents"], 1)

@@ -98,6 +98,25 @@ def test_a_small_build_and_next_night_give_complete_plausible_figures(project: P
     assert "Smith" not in build_bench.table(figures)  # the printed table holds figures only
 
 
+def test_stop_before_merge_leaves_the_records_staged_and_unmatched(project: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import func, select
+
+    from benchmarks import build_bench
+    from joinedup.mci.store import Person, SourceRecord, session_factory
+
+    for key in ("JOINEDUP_HOME", "JOINEDUP_VAR", "JOINEDUP_DB_URL"):
+        monkeypatch.setenv(key, "")
+    with pytest.raises(build_bench.StoppedBeforeMerge):
+        build_bench.measure(120, 11, tmp_path / "bench", sources=["hr"], in_process=True, say=lambda s: None,
+                            stop_before_merge=True)
+    with session_factory()() as session:
+        statuses = dict(session.execute(select(SourceRecord.match_status, func.count())
+                                        .group_by(SourceRecord.match_status)).all())
+        persons = session.scalar(select(func.count()).select_from(Person))
+    assert set(statuses) == {"pending"} and statuses["pending"] > 0 and persons == 0
+
+
 def test_the_plot_is_drawn_from_the_recorded_figures(tmp_path: Path) -> None:
     from benchmarks import build_bench
 
