@@ -66,7 +66,8 @@ def councils(draw: Callable) -> tuple:
     return features, links, cannot, current
 
 
-def _plan(guard_class: type, features, links, cannot, current):  # noqa: ANN001, ANN202
+def _expand_to_persons(current: Mapping[int, str | None]):  # noqa: ANN202
+    """expand() as the merge makes it: a record and every other record of its person."""
     members: dict[str, set[int]] = {}
     for rid, master in current.items():
         if master:
@@ -79,6 +80,11 @@ def _plan(guard_class: type, features, links, cannot, current):  # noqa: ANN001,
                 out |= members[current[rid]]
         return out
 
+    return expand
+
+
+def _plan(guard_class: type, features, links, cannot, current):  # noqa: ANN001, ANN202
+    expand = _expand_to_persons(current)
     counter = iter(range(1000))
     guard = guard_class(features, cannot, expand)
     pending = [rid for rid, master in current.items() if master is None]
@@ -136,18 +142,7 @@ def _plan_prepared(features, links, cannot, current, group_cap):  # noqa: ANN001
 
     from joinedup.mci.pair_checks import PairChecks
 
-    members: dict[str, set[int]] = {}
-    for rid, master in current.items():
-        if master:
-            members.setdefault(master, set()).add(rid)
-
-    def expand(records: set[int]) -> set[int]:
-        out = set(records)
-        for rid in records:
-            if current.get(rid):
-                out |= members[current[rid]]
-        return out
-
+    expand = _expand_to_persons(current)
     frame = pd.DataFrame([{**row, "record_id": rid} for rid, row in features.items()], dtype=object)
     frame["record_id"] = frame["record_id"].astype("int64")
     guard = ClusterGuard(features, cannot, expand, checks=PairChecks(frame))
