@@ -19,7 +19,9 @@ What it runs is the direct-mode night (``joinedup run --direct``), stage by stag
 
 Where the stages come from: ``extract`` is the time inside the adapter (building it and
 pulling its pages), ``land`` the landing writer (pages to disk, manifest, cursor),
-``map``/``validate`` ``map_records``/``validate_batch``, ``stage`` ``stage_records``,
+``map``/``validate`` ``map_records``/``validate_batch`` (``validate`` also the gate's reports:
+the batch's Data Docs page, the source's data-quality page and a refused batch's quarantine
+rows; before 2026-12-07 these fell to ``map``), ``stage`` ``stage_records``,
 ``match`` loading and standardising the index, the model (trained on the first night) and
 scoring candidate pairs, ``cluster`` planning and writing clusters, links and review pairs,
 ``golden`` survivorship and the CRM search keys; what no finer call claims goes to the
@@ -78,6 +80,9 @@ def instrument(clock: StageClock) -> tuple[list[str], Callable[[], None]]:
     import joinedup.landing as landing
     import joinedup.mci.match as match
     import joinedup.pipeline as pipeline
+    import joinedup.quality.data_docs as data_docs
+    import joinedup.quality.pages as quality_pages
+    import joinedup.quality.quarantine as quarantine
     import joinedup.steward.report as report
 
     missing = []
@@ -85,6 +90,8 @@ def instrument(clock: StageClock) -> tuple[list[str], Callable[[], None]]:
         (landing.LandingWriter, "write_page", "land"), (landing.LandingWriter, "complete", "land"),
         (pipeline, "_register_batch", "land"),
         (pipeline, "map_records", "map"), (pipeline, "validate_batch", "validate"),
+        (data_docs, "publish_quietly", "validate"), (quality_pages, "write_quality_pages", "validate"),
+        (quarantine, "record_failures", "validate"),
         (pipeline, "stage_records", "stage"),
         (match, "_load_frame", "match"), (match, "standardise", "match"),
         (match, "choose_model", "match"), (match, "decide_pairs", "match"),

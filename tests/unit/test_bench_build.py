@@ -42,6 +42,31 @@ def test_stage_clock_wrap_reports_a_missing_call_instead_of_failing() -> None:
     assert clock.figures["map"].calls == 1
 
 
+def test_the_gate_reports_are_charged_to_validate_and_put_back_after() -> None:
+    """The batch's Data Docs page, the data-quality page and a refused batch's quarantine rows
+    are the quality gate's work: the clock charges them to ``validate`` (not to the check
+    step's default, ``map``), and the originals are back once the step is measured."""
+    import joinedup.quality.data_docs as data_docs
+    import joinedup.quality.pages as quality_pages
+    import joinedup.quality.quarantine as quarantine
+    from benchmarks import build_bench
+
+    reports = [(data_docs, "publish_quietly"), (quality_pages, "write_quality_pages"),
+               (quarantine, "record_failures")]
+    originals = [getattr(owner, name) for owner, name in reports]
+    clock = StageClock()
+    missing, restore = build_bench.instrument(clock)
+    try:
+        assert missing == []
+        assert all(getattr(owner, name) is not original for (owner, name), original in zip(reports, originals))
+        with clock.stage(build_bench.STEP_DEFAULT["check"]):
+            data_docs.publish_quietly(None, "hr", "night-1")  # nothing to publish: returns at once
+    finally:
+        restore()
+    assert clock.figures["validate"].calls == 1
+    assert all(getattr(owner, name) is original for (owner, name), original in zip(reports, originals))
+
+
 def test_figures_file_keeps_one_entry_per_key(tmp_path: Path) -> None:
     save_figures("build", "300", {"residents": 300}, folder=tmp_path)
     save_figures("build", "300", {"residents": 301}, folder=tmp_path)
