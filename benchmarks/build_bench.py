@@ -23,7 +23,9 @@ pulling its pages), ``land`` the landing writer (pages to disk, manifest, cursor
 the batch's Data Docs page, the source's data-quality page and a refused batch's quarantine
 rows; before 2026-12-07 these fell to ``map``), ``stage`` ``stage_records``,
 ``match`` loading and standardising the index, the model (trained on the first night) and
-scoring candidate pairs, ``cluster`` planning and writing clusters, links and review pairs,
+scoring candidate pairs (on a night also reading the stored index for them: the candidates
+found by the stored block keys, their persons, their stored features and term frequencies;
+before 2026-12-07 these fell to ``other``), ``cluster`` planning and writing clusters, links and review pairs,
 ``golden`` survivorship and the CRM search keys; what no finer call claims goes to the
 step's own stage (``STEP_DEFAULT``: landing bookkeeping to ``land``, reading the landed pages
 back and the hand-over file to ``map``, the staging transaction's commit to ``stage``) and
@@ -78,6 +80,7 @@ def instrument(clock: StageClock) -> tuple[list[str], Callable[[], None]]:
     find (their time then falls to ``other``: the report says so) and a function that puts
     the originals back (for the in-process mode, so a test process is left as it was)."""
     import joinedup.landing as landing
+    import joinedup.mci.features as stored
     import joinedup.mci.match as match
     import joinedup.pipeline as pipeline
     import joinedup.quality.data_docs as data_docs
@@ -95,6 +98,8 @@ def instrument(clock: StageClock) -> tuple[list[str], Callable[[], None]]:
         (pipeline, "stage_records", "stage"),
         (match, "_load_frame", "match"), (match, "standardise", "match"),
         (match, "choose_model", "match"), (match, "decide_pairs", "match"),
+        (stored, "candidates", "match"), (stored, "load_features", "match"),
+        (stored, "term_frequencies", "match"), (match, "_masters_of", "match"), (match, "_members_of", "match"),
         (match, "links_from", "cluster"), (match, "cluster_records", "cluster"),
         (match, "_write_plan", "cluster"), (match, "refresh_golden", "golden"),
         (report, "write_match_report", "other"),

@@ -67,6 +67,36 @@ def test_the_gate_reports_are_charged_to_validate_and_put_back_after() -> None:
     assert all(getattr(owner, name) is original for (owner, name), original in zip(reports, originals))
 
 
+def test_a_nights_reads_of_the_stored_index_are_charged_to_match() -> None:
+    """On a night the merge finds its candidates by the stored block keys and reads their
+    persons, features and term frequencies: matching work, charged to ``match`` rather than
+    to the merge's remainder (``other``)."""
+    import joinedup.mci.features as stored
+    import joinedup.mci.match as match
+    from benchmarks import build_bench
+
+    reads = [(stored, "candidates"), (stored, "load_features"), (stored, "term_frequencies"),
+             (match, "_masters_of"), (match, "_members_of")]
+    originals = [getattr(owner, name) for owner, name in reads]
+    clock = StageClock()
+    _, restore = build_bench.instrument(clock)
+    try:
+        assert all(getattr(owner, name) is not original for (owner, name), original in zip(reads, originals))
+        with clock.stage(build_bench.STEP_DEFAULT["merge"]):
+            match._masters_of(_NoRows(), set())  # no ids: no statement runs
+    finally:
+        restore()
+    assert clock.figures["match"].calls == 1
+    assert all(getattr(owner, name) is original for (owner, name), original in zip(reads, originals))
+
+
+class _NoRows:
+    """A session stand-in for a read of no ids (bulk.select_in issues no statement then)."""
+
+    def connection(self):  # noqa: ANN201
+        raise AssertionError("no statement should run for no ids")
+
+
 def test_figures_file_keeps_one_entry_per_key(tmp_path: Path) -> None:
     save_figures("build", "300", {"residents": 300}, folder=tmp_path)
     save_figures("build", "300", {"residents": 301}, folder=tmp_path)
