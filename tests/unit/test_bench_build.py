@@ -42,29 +42,37 @@ def test_stage_clock_wrap_reports_a_missing_call_instead_of_failing() -> None:
     assert clock.figures["map"].calls == 1
 
 
-def test_the_gate_reports_are_charged_to_validate_and_put_back_after() -> None:
-    """The batch's Data Docs page, the data-quality page and a refused batch's quarantine rows
-    are the quality gate's work: the clock charges them to ``validate`` (not to the check
-    step's default, ``map``), and the originals are back once the step is measured."""
-    import joinedup.quality.data_docs as data_docs
-    import joinedup.quality.pages as quality_pages
-    import joinedup.quality.quarantine as quarantine
+def _charged_while_instrumented(calls: list[tuple[object, str]], step: str, run) -> dict:  # noqa: ANN001
+    """Instrument the pipeline, check every call in ``calls`` is wrapped, ``run()`` inside the
+    step's default stage, restore, check the originals are back; the clock's figures."""
     from benchmarks import build_bench
 
-    reports = [(data_docs, "publish_quietly"), (quality_pages, "write_quality_pages"),
-               (quarantine, "record_failures")]
-    originals = [getattr(owner, name) for owner, name in reports]
+    originals = [getattr(owner, name) for owner, name in calls]
     clock = StageClock()
     missing, restore = build_bench.instrument(clock)
     try:
         assert missing == []
-        assert all(getattr(owner, name) is not original for (owner, name), original in zip(reports, originals))
-        with clock.stage(build_bench.STEP_DEFAULT["check"]):
-            data_docs.publish_quietly(None, "hr", "night-1")  # nothing to publish: returns at once
+        assert all(getattr(owner, name) is not original for (owner, name), original in zip(calls, originals))
+        with clock.stage(build_bench.STEP_DEFAULT[step]):
+            run()
     finally:
         restore()
-    assert clock.figures["validate"].calls == 1
-    assert all(getattr(owner, name) is original for (owner, name), original in zip(reports, originals))
+    assert all(getattr(owner, name) is original for (owner, name), original in zip(calls, originals))
+    return clock.figures
+
+
+def test_the_gate_reports_are_charged_to_validate() -> None:
+    """The batch's Data Docs page, the data-quality page and a refused batch's quarantine rows
+    are the quality gate's work: charged to ``validate``, not to the check step's default
+    (``map``)."""
+    import joinedup.quality.data_docs as data_docs
+    import joinedup.quality.pages as quality_pages
+    import joinedup.quality.quarantine as quarantine
+
+    figures = _charged_while_instrumented(
+        [(data_docs, "publish_quietly"), (quality_pages, "write_quality_pages"), (quarantine, "record_failures")],
+        "check", lambda: data_docs.publish_quietly(None, "hr", "night-1"))  # nothing to publish: returns at once
+    assert figures["validate"].calls == 1 and "map" in figures and figures["map"].calls == 1
 
 
 def test_a_nights_reads_of_the_stored_index_are_charged_to_match() -> None:
@@ -73,21 +81,12 @@ def test_a_nights_reads_of_the_stored_index_are_charged_to_match() -> None:
     to the merge's remainder (``other``)."""
     import joinedup.mci.features as stored
     import joinedup.mci.match as match
-    from benchmarks import build_bench
 
-    reads = [(stored, "candidates"), (stored, "load_features"), (stored, "term_frequencies"),
-             (match, "_masters_of"), (match, "_members_of")]
-    originals = [getattr(owner, name) for owner, name in reads]
-    clock = StageClock()
-    _, restore = build_bench.instrument(clock)
-    try:
-        assert all(getattr(owner, name) is not original for (owner, name), original in zip(reads, originals))
-        with clock.stage(build_bench.STEP_DEFAULT["merge"]):
-            match._masters_of(_NoRows(), set())  # no ids: no statement runs
-    finally:
-        restore()
-    assert clock.figures["match"].calls == 1
-    assert all(getattr(owner, name) is original for (owner, name), original in zip(reads, originals))
+    figures = _charged_while_instrumented(
+        [(stored, "candidates"), (stored, "load_features"), (stored, "term_frequencies"),
+         (match, "_masters_of"), (match, "_members_of")],
+        "merge", lambda: match._masters_of(_NoRows(), set()))  # no ids: no statement runs
+    assert figures["match"].calls == 1
 
 
 class _NoRows:
