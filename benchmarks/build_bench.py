@@ -26,8 +26,8 @@ rows; before 2026-12-07 these fell to ``map``), ``stage`` ``stage_records``,
 scoring candidate pairs (on a night also reading the stored index for them: the candidates
 found by the stored block keys, their persons, their stored features and term frequencies;
 before 2026-12-07 these fell to ``other``), ``cluster`` planning and writing clusters, links
-and review pairs, ``golden`` survivorship and the CRM search keys; what no finer call claims goes to the
-step's own stage (``STEP_DEFAULT``: landing bookkeeping to ``land``, reading the landed pages
+and review pairs, ``golden`` survivorship and the CRM search keys; what no finer call claims
+goes to the step's own stage (``STEP_DEFAULT``: landing bookkeeping to ``land``, reading the landed pages
 back and the hand-over file to ``map``, the staging transaction's commit to ``stage``) and
 the merge's remainder (run table, match report) to ``other``. The runs table's own per-step
 seconds are kept beside them as a cross-check.
