@@ -39,6 +39,7 @@ from joinedup.mci.gc_pause import cyclic_gc_paused
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
 from joinedup.mci.golden import field_plan, golden_record
 from joinedup.mci.pair_checks import PairChecks
+from joinedup.mci.pair_evidence import ScoredColumns, as_dict, match_probability
 from joinedup.mci.rules import candidate_pairs
 from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, PersonEvent, ReviewPair, SourceRecord, StewardDecision
@@ -128,26 +129,6 @@ def choose_model(features: pd.DataFrame | Callable[[], pd.DataFrame], thresholds
                        f"{n} records{outdated})", trained_now=True)
 
 
-def _evidence(model: Any, row: Mapping[str, Any], model_file: str | None) -> dict[str, Any]:
-    """Per-field evidence of one scored pair, JSON-serialisable (for the steward).
-
-    The same figures as :func:`joinedup.mci.probabilistic.explain_pair`, read straight from
-    the scored row (a first build explains tens of thousands of links: no frame per pair)."""
-    from joinedup.mci.probabilistic import field_evidence
-
-    fields = [{"field": name, "level": level, "match_weight": round(weight, 3), "tf_adjustment": round(tf, 3)}
-              for name, level, weight, tf in field_evidence(model, row)]
-    return {
-        "match_weight": round(float(row["match_weight"]), 3),
-        "match_probability": float(row["match_probability"]),
-        "prior_weight": round(float(model.prior_match_weight), 3),
-        "fields": fields,
-        "blocking_rule": row.get("blocking_rule"),
-        "model_version": model.model_version,
-        "model_file": model_file,
-    }
-
-
 def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: MatchThresholds, *,
                  model: Any | None = None, model_file: str | None = None,
                  with_evidence: bool = True, blocked_pairs: pd.DataFrame | None = None,
@@ -199,10 +180,10 @@ def decide_pairs(features: pd.DataFrame, pending_ids: set[int], thresholds: Matc
         by_rule = at_rule >= 0
         rule_weight[at_rule[by_rule]] = weight[by_rule]
         rule_weighed[at_rule[by_rule]] = True
-        evidence = _scored_evidence(model, scored, model_file) if with_evidence else None
+        evidence = ScoredColumns(model, scored, model_file).each() if with_evidence else None
         if evidence is not None:
             for i, j in zip(np.flatnonzero(by_rule).tolist(), at_rule[by_rule].tolist()):
-                rule_evidence[j] = {"rule": rule_names[j], **evidence[i]}
+                rule_evidence[j] = evidence[i].with_rule(rule_names[j])
         own = np.flatnonzero(~by_rule)
         parts.append(_model_decisions(checks, thresholds, left[own], right[own], weight[own], probability[own],
                                       evidence[own] if evidence is not None else None))
@@ -239,15 +220,6 @@ def _model_decisions(checks: PairChecks, thresholds: MatchThresholds, left: np.n
     if evidence is None:
         evidence = np.full(len(left), None, dtype=object)
     return left, right, rule, outcome, weight, probability, evidence, np.ones(len(left), dtype=bool)
-
-
-def _scored_evidence(model: Any, scored: pd.DataFrame, model_file: str | None) -> np.ndarray:
-    """Each scored pair's evidence for the steward (:func:`_evidence`), in scored order."""
-    columns = list(scored.columns)  # rows from column lists: to_dict("records") is slow
-    out = np.empty(len(scored), dtype=object)
-    for i, values in enumerate(zip(*(scored[c].tolist() for c in columns))):
-        out[i] = _evidence(model, dict(zip(columns, values)), model_file)
-    return out
 
 
 def links_from(decisions: pd.DataFrame, must_link: list[tuple[int, int]],
@@ -513,29 +485,35 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
 
     evidence_of = {(int(a), int(b)): ev for a, b, ev in zip(decisions.record_id_l, decisions.record_id_r, decisions.evidence)}
     refused = set(plan.refused)
-    linked_by: dict[int, tuple[str, float | None, dict[str, Any]]] = {}
+    # per record, the link that placed it: (rule, score, its pair's evidence, the pair); the
+    # evidence is made as each block of events is written (pair_evidence: not all at once)
+    linked_by: dict[int, tuple[str, float | None, Any, tuple[int, int]]] = {}
     for link in sorted(links, key=lambda l: (not l.forced, -l.strength)):
         if (link.a, link.b) in refused:
             continue
         key = (min(link.a, link.b), max(link.a, link.b))
-        ev = evidence_of.get(key) or {"rule": link.kind}
-        ev = {**ev, "linked_with": {"record_id_l": key[0], "record_id_r": key[1]}, "model_file": model_file}
-        score = None if link.forced else float(ev.get("match_probability", 1.0) or 1.0)
+        ev = evidence_of.get(key)
+        score = None if link.forced else match_probability(ev)
         for rid in (link.a, link.b):
-            linked_by.setdefault(rid, (link.kind, score, ev))
-    record_rows, event_rows = [], []
+            linked_by.setdefault(rid, (link.kind, score, ev, key))
+    record_rows, moved = [], []
     for rid, mid in plan.assignments.items():
-        rule, score, ev = linked_by.get(rid, ("new person", None, {"rule": "new person", "model_file": model_file}))
+        rule, score = linked_by[rid][:2] if rid in linked_by else ("new person", None)
         if rid in pending_ids or current.get(rid) != mid:
             record_rows.append({"id": rid, "master_id": mid, "match_status": "matched", "link_rule": rule[:80],
                                 "link_score": score})
         if current.get(rid) != mid:
-            event_rows.append({"master_id": mid, "kind": "linked", "source_record_id": rid, "run_id": run_id,
-                               "reason": rule[:200], "evidence": ev})
+            moved.append((rid, mid))
             if rid in linked_by:
                 result.linked += 1
     bulk.update_rows(session, SourceRecord.__table__, "id", record_rows)
-    bulk.insert_rows(session, PersonEvent.__table__, event_rows)
+    del record_rows
+    for start in range(0, len(moved), EVENT_CHUNK):
+        bulk.insert_rows(session, PersonEvent.__table__, [
+            {"master_id": mid, "kind": "linked", "source_record_id": rid, "run_id": run_id,
+             "reason": (linked_by[rid][0] if rid in linked_by else "new person")[:200],
+             "evidence": _linked_evidence(linked_by.get(rid), model_file)}
+            for rid, mid in moved[start : start + EVENT_CHUNK]])
     result.new_persons = len(plan.new_masters)
 
     existing_pairs = _review_pairs_among(session, set(decisions.record_id_l) | {min(a, b) for a, b in refused})
@@ -546,15 +524,15 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
             reviews[(int(a), int(b))] = (str(rule), float(prob), ev or {"rule": rule})
     for a, b in refused:
         key = (min(a, b), max(a, b))
-        ev = evidence_of.get(key) or {}
+        ev = as_dict(evidence_of.get(key)) or {}
         why = plan.refused_reasons.get((a, b), "refused")
-        prob = float(ev.get("match_probability", 1.0) or 1.0)
+        prob = match_probability(ev)
         reviews[key] = (f"link refused: {why}"[:80], prob, {**ev, "refused": why})
     for (a, b), (rule, prob, ev) in sorted(reviews.items()):
         if (a, b) in existing_pairs or final(a) == final(b):
             continue
         session.add(ReviewPair(record_id_l=a, record_id_r=b, score=prob, rule=rule[:80], run_id=run_id,
-                               evidence={**ev, "model_file": model_file}))
+                               evidence={**as_dict(ev), "model_file": model_file}))
         result.review_pairs_added += 1
     session.flush()
     from joinedup.api.search_keys import KnownFeatures, refresh_search_keys
@@ -564,6 +542,21 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
     known = KnownFeatures(features) if features is not None else None
     refresh_golden(session, {*plan.assignments.values(), *(s for _, s in plan.merges)}, run_id, features=known)
     refresh_search_keys(session, {absorbed for absorbed, _ in plan.merges})  # merged away: keys dropped
+
+
+#: "linked" events written per insert: their evidence is made a block at a time.
+EVENT_CHUNK = 20_000
+
+
+def _linked_evidence(linked: tuple[str, float | None, Any, tuple[int, int]] | None,
+                     model_file: str | None) -> dict[str, Any]:
+    """A "linked" event's evidence: the pair that placed the record (its scored evidence, or
+    the rule's name), or that no existing person matched."""
+    if linked is None:
+        return {"rule": "new person", "model_file": model_file}
+    kind, _, ev, (left, right) = linked
+    return {**(as_dict(ev) or {"rule": kind}), "linked_with": {"record_id_l": left, "record_id_r": right},
+            "model_file": model_file}
 
 
 def _review_pairs_among(session: Session, left_ids: set[int]) -> set[tuple[int, int]]:
