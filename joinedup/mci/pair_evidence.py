@@ -55,9 +55,10 @@ class ScoredColumns:
 
     def each(self) -> np.ndarray:
         """A :class:`PairEvidence` per scored pair, in scored order."""
-        out = np.empty(len(next(iter(self.columns.values()), ())), dtype=object)
-        out[:] = [PairEvidence(self, i) for i in range(len(out))]
-        return out
+        n = len(next(iter(self.columns.values()), ()))
+        # fromiter: assigning a list to an object array would take each Mapping for a
+        # sequence and make its evidence (to ask its length) only to throw it away
+        return np.fromiter((PairEvidence(self, i) for i in range(n)), dtype=object, count=n)
 
 
 class PairEvidence(Mapping):

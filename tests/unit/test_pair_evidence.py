@@ -88,3 +88,12 @@ def test_a_linked_events_evidence_names_its_pair_and_model() -> None:
     assert _linked_evidence(("ni_dob", None, {"rule": "ni_dob"}, (4, 7)), None)["rule"] == "ni_dob"
     assert _linked_evidence(None, "m.json") == {"rule": "new person", "model_file": "m.json"}
     assert isinstance(ev, PairEvidence)
+
+
+def test_no_evidence_is_made_until_it_is_read(monkeypatch) -> None:  # noqa: ANN001 - pytest's fixture
+    made = []
+    original = ScoredColumns.evidence
+    monkeypatch.setattr(ScoredColumns, "evidence", lambda self, i: made.append(i) or original(self, i))
+    evidence = ScoredColumns(_Model(), _scored(), None).each()
+    assert len(evidence) == 3 and made == []
+    assert as_dict(evidence[1])["match_probability"] == 0.41 and made == [1]
