@@ -503,7 +503,7 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
             record_rows.append({"id": rid, "master_id": mid, "match_status": "matched", "link_rule": rule[:80],
                                 "link_score": score})
         if current.get(rid) != mid:
-            moved.append((rid, mid))
+            moved.append((rid, mid, rule))
             if rid in linked_by:
                 result.linked += 1
     bulk.update_rows(session, SourceRecord.__table__, "id", record_rows)
@@ -511,9 +511,8 @@ def _write_plan(session: Session, run_id: str, plan: ClusterPlan, links: list[Li
     for start in range(0, len(moved), EVENT_CHUNK):
         bulk.insert_rows(session, PersonEvent.__table__, [
             {"master_id": mid, "kind": "linked", "source_record_id": rid, "run_id": run_id,
-             "reason": (linked_by[rid][0] if rid in linked_by else "new person")[:200],
-             "evidence": _linked_evidence(linked_by.get(rid), model_file)}
-            for rid, mid in moved[start : start + EVENT_CHUNK]])
+             "reason": rule[:200], "evidence": _linked_evidence(linked_by.get(rid), model_file)}
+            for rid, mid, rule in moved[start : start + EVENT_CHUNK]])
     result.new_persons = len(plan.new_masters)
 
     existing_pairs = _review_pairs_among(session, set(decisions.record_id_l) | {min(a, b) for a, b in refused})
