@@ -333,13 +333,13 @@ def run_match(session: Session, run_id: str, *, thresholds: MatchThresholds | No
 
 def _refresh_stored_features(session: Session, record_ids: list[int], rules: list[Any],
                              frame: pd.DataFrame | None = None) -> None:
-    """Standardise these records (or take them from ``frame``) and store their features."""
+    """Standardise these records (or take them from ``frame``, the full path: a first build's
+    block keys are then written in key order, ``features.store_index``) and store their
+    features."""
     from joinedup.mci import features as stored
 
     if frame is not None:
-        wanted = frame[frame["record_id"].isin(set(record_ids))]
-        for start in range(0, len(wanted), 50_000):
-            stored.store_features(session, wanted.iloc[start : start + 50_000], rules)
+        stored.store_index(session, frame[frame["record_id"].isin(set(record_ids))], rules)
         return
     for start in range(0, len(record_ids), 50_000):
         chunk = record_ids[start : start + 50_000]

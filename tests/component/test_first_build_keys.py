@@ -1,0 +1,133 @@
+"""A first build's block keys (joinedup.mci.features.store_index, FirstKeyLoad), on SQLite
+and PostgreSQL.
+
+An empty ``record_block_keys`` is filled through a staging table and one ordered move, not
+chunk by chunk. These tests hold it to the chunk-by-chunk path: the same rows, the same
+table and indexes afterwards, nothing left behind, and nothing kept when the merge's
+transaction is rolled back. A table that already holds keys takes the diffing path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, select, text
+
+from tests.conftest import stage_council_night
+
+RESIDENTS, SEED = 200, 5
+
+
+def _features(session):  # noqa: ANN001, ANN202
+    from joinedup.mci import features as stored
+    from joinedup.mci.match import _load_frame
+    from joinedup.mci.standardise import standardise
+
+    stage_council_night(session, RESIDENTS, SEED, 0)
+    stored.ensure_tables(session)
+    session.commit()
+    return standardise(_load_frame(session))
+
+
+def _keys(session) -> set[tuple[int, int, int]]:  # noqa: ANN001
+    from joinedup.mci.features import RecordBlockKey
+
+    return set(session.execute(select(RecordBlockKey.block_key, RecordBlockKey.record_id,
+                                      RecordBlockKey.rule_index)).all())
+
+
+def _indexes(session) -> dict[str, list[str]]:  # noqa: ANN001
+    found = inspect(session.connection()).get_indexes("record_block_keys")
+    return {ix["name"]: ix["column_names"] for ix in found}
+
+
+def test_a_first_build_stores_the_keys_the_chunked_path_stores(project: Path, mci_db: str) -> None:
+    from joinedup.mci import bulk
+    from joinedup.mci import features as stored
+    from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
+    from joinedup.mci.store import session_factory
+
+    rules = list(DEFAULT_BLOCKING_RULES)
+    with session_factory()() as session:
+        features = _features(session)
+        indexes_before = _indexes(session)
+        assert indexes_before == {"ix_record_block_keys_record": ["record_id"]}
+        # the chunk-by-chunk path first (every chunk's keys diffed and inserted), then undone
+        for start in range(0, len(features), 50):
+            stored.store_features(session, features.iloc[start : start + 50], rules)
+        chunked = _keys(session)
+        session.rollback()
+        assert _keys(session) == set()
+
+        bulk.write_counts.clear()
+        seen: list[int] = []
+        original = stored.FirstKeyLoad.finish
+
+        def finish(self) -> None:  # noqa: ANN001
+            seen.append(self.rows)
+            original(self)
+
+        stored.FirstKeyLoad.finish = finish
+        try:
+            written = stored.store_index(session, features, rules, chunk=50)  # several chunks staged
+        finally:
+            stored.FirstKeyLoad.finish = original
+        session.commit()
+        assert written == len(features) > 150
+        got = _keys(session)
+        assert len(chunked) > 10 * len(features) // 2 and got == chunked
+        assert seen == [len(chunked)]  # the staged path ran, once, with every key
+        assert bulk.write_counts["record_block_keys"] == len(chunked)
+        assert _indexes(session) == indexes_before  # the by-record index is back
+        assert not any("first_block_keys" in t for t in inspect(session.connection()).get_table_names())
+        # the by-record index answers: one record's keys read through it
+        rid = int(features.record_id.iloc[7])
+        assert {k for k in got if k[1] == rid} == set(session.execute(text(
+            "SELECT block_key, record_id, rule_index FROM record_block_keys WHERE record_id = :r"), {"r": rid}).all())
+
+
+def test_a_first_build_rolled_back_keeps_no_key_and_the_index(project: Path, mci_db: str) -> None:
+    from joinedup.mci import features as stored
+    from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
+    from joinedup.mci.store import session_factory
+
+    with session_factory()() as session:
+        features = _features(session)
+        stored.store_index(session, features, list(DEFAULT_BLOCKING_RULES))
+        assert _keys(session)
+        session.rollback()  # the merge failed after storing its keys
+        assert _keys(session) == set()
+        assert session.scalar(text("SELECT count(*) FROM record_features")) == 0
+        assert _indexes(session) == {"ix_record_block_keys_record": ["record_id"]}
+
+
+def test_keys_already_stored_take_the_diffing_path(project: Path, mci_db: str) -> None:
+    from joinedup.mci import bulk
+    from joinedup.mci import features as stored
+    from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
+    from joinedup.mci.store import session_factory
+
+    rules = list(DEFAULT_BLOCKING_RULES)
+    with session_factory()() as session:
+        features = _features(session)
+        half = features.iloc[: len(features) // 2]
+        stored.store_index(session, half, rules)
+        session.commit()
+        first = _keys(session)
+        made: list[object] = []
+        original = stored.FirstKeyLoad.__init__
+
+        def init(self, session) -> None:  # noqa: ANN001
+            made.append(self)
+            original(self, session)
+
+        stored.FirstKeyLoad.__init__ = init
+        bulk.write_counts.clear()
+        try:
+            stored.store_index(session, features, rules)  # the first half again (unchanged), then the rest
+        finally:
+            stored.FirstKeyLoad.__init__ = original
+        session.commit()
+        assert made == []
+        got = _keys(session)
+        assert first < got
+        assert bulk.write_counts["record_block_keys"] == len(got) - len(first)  # only the new records' keys
