@@ -187,7 +187,7 @@ def store_features(session: Session, features: pd.DataFrame, blocking_rules: Seq
         return 0
     changed_ids = {row["record_id"] for row in changed}
     bulk.delete_matching(session, table, "record_id", [i for i in changed_ids if i in stored], chunk=CHUNK)
-    bulk.insert_rows(session, table, changed)
+    bulk.insert_values(session, table, columns, [tuple(row[c] for c in columns) for row in changed])
     changed_features = features[features["record_id"].isin(changed_ids)]
     if first_keys is not None:
         first_keys.add(compute_block_keys(changed_features, blocking_rules))
