@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "thresholds": ("threshold_bench.py", ["--canonical", "var/bench/build-10000/canonical"]),
     "quality": ("quality_bench.py", []),
     "scale": ("scale_bench.py", ["--records", "100000"]),
+    "index_store": ("index_store_bench.py", ["--residents", "10000"]),
 }
 
 
