@@ -7,7 +7,9 @@ carries. A night then standardises only its pending records and asks the databas
 records that share a blocking key with them (indexed, chunked SQL), never the whole table.
 A night writes only what changed: a pending record whose recomputed row equals its stored
 one writes nothing, and a changed record's block keys are diffed, so only the keys that
-went are deleted and only those that came inserted (:func:`store_features`).
+went are deleted and only those that came inserted (:func:`store_features`). A first build,
+with no key stored yet, stages its keys and moves them into their table in key order at the
+end (:func:`store_index`), instead of inserting each chunk's at random places of the index.
 
 Two tables (on :class:`joinedup.mci.store.Base`):
 
@@ -238,7 +240,11 @@ class FirstKeyLoad:
         self.staging = Table("_jup_first_block_keys", MetaData(),
                              Column("block_key", BigInteger), Column("record_id", BigInteger),
                              Column("rule_index", Integer), prefixes=["TEMPORARY"])
-        self.staging.create(session.connection())
+        connection = session.connection()
+        # one left on this connection by a merge that failed (SQLite keeps a temporary table
+        # made before the transaction's first write through its rollback)
+        connection.execute(text(f"DROP TABLE IF EXISTS {self.staging.name}"))
+        self.staging.create(connection)
         self.rows = 0
 
     def add(self, keys: pd.DataFrame) -> None:
