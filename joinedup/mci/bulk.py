@@ -78,16 +78,18 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     return len(rows)
 
 
-def insert_values(session: Session, table: Table, columns: Sequence[str], values: Sequence[Sequence[Any]]) -> int:
+def insert_values(session: Session, table: Table, columns: Sequence[str], values: Sequence[Sequence[Any]], *,
+                  autoflush: bool = False) -> int:
     """Insert plain values (tuples in ``columns`` order; ints, strings, None: nothing for a
     column type to convert, no defaults, no JSON) into ``table``: COPY on PostgreSQL, one
     executemany on the driver's own cursor elsewhere (no row dicts, no SQLAlchemy
     processing: a first build stages tens of millions of block keys this way, at a fraction
-    of ``insert_rows``' cost a row on SQLite). Returns how many rows were written."""
+    of ``insert_rows``' cost a row on SQLite). Returns how many rows were written.
+    ``autoflush`` as for :func:`insert_rows`."""
     if not values:
         return 0
-    if session.autoflush:
-        session.flush()  # as an ORM statement would: the session's pending rows go first
+    if autoflush and session.autoflush:
+        session.flush()
     write_counts[table.name] += len(values)
     if uses_copy(session):
         _copy(session, table.name, [table.c[c] for c in columns], values)

@@ -65,6 +65,8 @@ FEATURES_VERSION = "2"  # 2: sex from a gendered title where none is recorded
 RULE_KEY_OFFSET = 1000
 #: Values per SQL IN (...) list: under SQLite's variable limit, kind to PostgreSQL's planner.
 CHUNK = 500
+#: A stored block key's columns.
+KEY_COLUMNS = ("record_id", "block_key", "rule_index")
 TEXT_COLUMNS = tuple(c for c in spec.FEATURE_COLUMNS
                      if c not in spec.INTEGER_COLUMNS and c not in spec.BOOLEAN_COLUMNS)
 
@@ -184,17 +186,18 @@ def store_features(session: Session, features: pd.DataFrame, blocking_rules: Seq
     stored = {r[1]: tuple(r) for r in bulk.rows_matching(session, table, ("record_id",),
                                                            [(row["record_id"],) for row in rows], columns,
                                                            chunk=CHUNK)}
-    changed = [row for row in rows if stored.get(row["record_id"]) != tuple(row[c] for c in columns)]
+    values = ((row["record_id"], tuple(row[c] for c in columns)) for row in rows)
+    changed = {rid: value for rid, value in values if stored.get(rid) != value}
     if not changed:
         return 0
-    changed_ids = {row["record_id"] for row in changed}
-    bulk.delete_matching(session, table, "record_id", [i for i in changed_ids if i in stored], chunk=CHUNK)
-    bulk.insert_values(session, table, columns, [tuple(row[c] for c in columns) for row in changed])
-    changed_features = features[features["record_id"].isin(changed_ids)]
+    ids = list(changed)
+    bulk.delete_matching(session, table, "record_id", [i for i in ids if i in stored], chunk=CHUNK)
+    bulk.insert_values(session, table, columns, list(changed.values()))
+    keys = _computed_keys(features[features["record_id"].isin(ids)], blocking_rules)
     if first_keys is not None:
-        first_keys.add(compute_block_keys(changed_features, blocking_rules))
+        first_keys.add(keys)
     else:
-        _store_block_keys(session, changed_features, blocking_rules)
+        _store_block_keys(session, ids, keys)
     return len(changed)
 
 
@@ -234,12 +237,10 @@ class FirstKeyLoad:
     keep DDL in the transaction). On PostgreSQL the index's drop locks the table until the
     commit; only a first build, when there is nothing to read in it yet, takes this path."""
 
-    COLUMNS = ("block_key", "record_id", "rule_index")
-
     def __init__(self, session: Session) -> None:
         self.session = session
         self.staging = Table("_jup_first_block_keys", MetaData(),
-                             Column("block_key", BigInteger), Column("record_id", BigInteger),
+                             Column("record_id", BigInteger), Column("block_key", BigInteger),
                              Column("rule_index", Integer), prefixes=["TEMPORARY"])
         connection = session.connection()
         # one left on this connection by a merge that failed (SQLite keeps a temporary table
@@ -249,16 +250,13 @@ class FirstKeyLoad:
         self.rows = 0
 
     def add(self, keys: pd.DataFrame) -> None:
-        """Stage computed keys (``compute_block_keys``; duplicates dropped here, as the
-        diffing path drops them)."""
-        keys = keys[list(self.COLUMNS)].astype("int64").drop_duplicates()
-        self.rows += bulk.insert_values(self.session, self.staging, self.COLUMNS,
-                                        list(zip(*(keys[c].tolist() for c in self.COLUMNS))))
+        """Stage computed keys (:func:`_computed_keys`)."""
+        self.rows += bulk.insert_values(self.session, self.staging, KEY_COLUMNS, _key_values(keys))
 
     def finish(self) -> None:
         """Move the staged keys into ``record_block_keys`` in key order (see the class doc)."""
         connection = self.session.connection()
-        names = ", ".join(self.COLUMNS)
+        names = ", ".join(KEY_COLUMNS)
         BLOCK_KEYS_BY_RECORD.drop(connection)
         connection.execute(text(f"INSERT INTO {RecordBlockKey.__tablename__} ({names}) "
                                 f"SELECT {names} FROM {self.staging.name} ORDER BY block_key, record_id"))
@@ -267,24 +265,32 @@ class FirstKeyLoad:
         bulk.write_counts[RecordBlockKey.__tablename__] += self.rows
 
 
-def _store_block_keys(session: Session, features: pd.DataFrame, blocking_rules: Sequence[BlockingRule]) -> None:
-    """Make these records' stored block keys exactly the keys computed from ``features``:
+def _computed_keys(features: pd.DataFrame, blocking_rules: Sequence[BlockingRule]) -> pd.DataFrame:
+    """These records' block keys (:func:`compute_block_keys`), as int64 ``KEY_COLUMNS``, each
+    row once."""
+    return compute_block_keys(features, blocking_rules)[list(KEY_COLUMNS)].astype("int64").drop_duplicates()
+
+
+def _key_values(keys: pd.DataFrame) -> list[tuple[int, ...]]:
+    """The key rows as plain tuples in ``KEY_COLUMNS`` order (what ``bulk.insert_values`` takes)."""
+    return list(zip(*(keys[c].tolist() for c in KEY_COLUMNS)))
+
+
+def _store_block_keys(session: Session, record_ids: list[int], computed: pd.DataFrame) -> None:
+    """Make these records' stored block keys exactly ``computed`` (:func:`_computed_keys`):
     the stored set and the computed set are diffed (a DataFrame merge), and only the keys
     that went are deleted and only those that came inserted."""
     table = RecordBlockKey.__table__
-    columns = ["record_id", "block_key", "rule_index"]
-    computed = compute_block_keys(features, blocking_rules)[columns].astype("int64").drop_duplicates()
+    columns = list(KEY_COLUMNS)
     stored = pd.DataFrame(bulk.select_in(session, "SELECT record_id, block_key, rule_index FROM record_block_keys "
-                                         "WHERE record_id {in}", (int(i) for i in features["record_id"])),
+                                         "WHERE record_id {in}", record_ids),
                           columns=columns).astype("int64")
     both = stored.merge(computed, on=columns, how="outer", indicator=True)
     gone = both[both["_merge"] == "left_only"]
     came = both[both["_merge"] == "right_only"]
     bulk.delete_rows(session, table, ("block_key", "record_id"),
                      list(zip(gone["block_key"].tolist(), gone["record_id"].tolist())))
-    bulk.insert_rows(session, table, [{"block_key": k, "record_id": r, "rule_index": i} for r, k, i in
-                                      zip(came["record_id"].tolist(), came["block_key"].tolist(),
-                                          came["rule_index"].tolist())])
+    bulk.insert_values(session, table, columns, _key_values(came))
 
 
 def _feature_rows(features: pd.DataFrame, sig: str) -> list[dict]:

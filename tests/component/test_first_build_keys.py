@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect, select, text
 
 from tests.conftest import stage_council_night
@@ -40,7 +41,8 @@ def _indexes(session) -> dict[str, list[str]]:  # noqa: ANN001
     return {ix["name"]: ix["column_names"] for ix in found}
 
 
-def test_a_first_build_stores_the_keys_the_chunked_path_stores(project: Path, mci_db: str) -> None:
+def test_a_first_build_stores_the_keys_the_chunked_path_stores(project: Path, mci_db: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from joinedup.mci import bulk
     from joinedup.mci import features as stored
     from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
@@ -66,11 +68,8 @@ def test_a_first_build_stores_the_keys_the_chunked_path_stores(project: Path, mc
             seen.append(self.rows)
             original(self)
 
-        stored.FirstKeyLoad.finish = finish
-        try:
-            written = stored.store_index(session, features, rules, chunk=50)  # several chunks staged
-        finally:
-            stored.FirstKeyLoad.finish = original
+        monkeypatch.setattr(stored.FirstKeyLoad, "finish", finish)
+        written = stored.store_index(session, features, rules, chunk=50)  # several chunks staged
         session.commit()
         assert written == len(features) > 150
         got = _keys(session)
@@ -108,7 +107,8 @@ def test_a_first_build_rolled_back_keeps_no_key_and_the_index(project: Path, mci
         assert _keys(session) == first
 
 
-def test_keys_already_stored_take_the_diffing_path(project: Path, mci_db: str) -> None:
+def test_keys_already_stored_take_the_diffing_path(project: Path, mci_db: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from joinedup.mci import bulk
     from joinedup.mci import features as stored
     from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
@@ -128,12 +128,9 @@ def test_keys_already_stored_take_the_diffing_path(project: Path, mci_db: str) -
             made.append(self)
             original(self, session)
 
-        stored.FirstKeyLoad.__init__ = init
+        monkeypatch.setattr(stored.FirstKeyLoad, "__init__", init)
         bulk.write_counts.clear()
-        try:
-            stored.store_index(session, features, rules)  # the first half again (unchanged), then the rest
-        finally:
-            stored.FirstKeyLoad.__init__ = original
+        stored.store_index(session, features, rules)  # the first half again (unchanged), then the rest
         session.commit()
         assert made == []
         got = _keys(session)
