@@ -102,6 +102,7 @@ def _advisory_key(name: str) -> int:
 def _advisory(name: str, run_id: str, engine: Engine) -> Iterator[None]:
     key = _advisory_key(name)
     conn = engine.connect()
+    got = False
     try:
         conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": f"joinedup {run_id}"[:63]})
         got = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": ADVISORY_CLASS, "k": key}).scalar()
@@ -111,6 +112,13 @@ def _advisory(name: str, run_id: str, engine: Engine) -> Iterator[None]:
             raise RunLocked(name, holder_run, since)
         yield
     finally:
+        # Unlock explicitly: the server notices a closed connection only a moment later, so a
+        # run started straight after this one (the next night in the same process, an Airflow
+        # retry) could otherwise find the lock still held.
+        if got:
+            with contextlib.suppress(Exception):
+                conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": ADVISORY_CLASS, "k": key})
+                conn.commit()
         # Never hand a connection that held (or named) a lock back to the pool: end it, and
         # the server drops the lock with the session even if the unlock could not be sent.
         with contextlib.suppress(Exception):

@@ -74,6 +74,30 @@ def test_the_lock_is_exclusive_between_threads_and_reentrant_within_one(project:
         pass
 
 
+def test_a_released_lock_is_free_at_once_for_the_next_run(project: Path, mci_db: str) -> None:
+    """The next night in the same process (or an Airflow retry) starts straight after a run ends:
+    the lock must be free by then, not when the server notices the closed connection."""
+    from joinedup.locks import run_lock
+    from joinedup.mci.store import get_engine
+    from sqlalchemy import text
+
+    from sqlalchemy import event
+
+    engine = get_engine()
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    for night in range(25):
+        with run_lock("source:revenues", f"night-{night}"):
+            pass
+        with run_lock("source:revenues", f"night-{night}-next"):  # raises RunLocked if still held
+            pass
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 0
+    if engine.dialect.name == "postgresql":  # unlocked in so many words, not left to the disconnect
+        assert sum("pg_advisory_unlock" in statement for statement in sent) == 50
+
+
 def test_a_holder_killed_by_sigkill_leaves_no_stale_lock(project: Path, mci_db: str, empty_drops: None) -> None:
     killed = _joinedup("sync", "hr", "--night", "night-A", fault="after-land")  # dies holding the lock
     assert killed.returncode == -signal.SIGKILL
