@@ -11,8 +11,13 @@ a record) into ``record_features`` and ``record_block_keys``. Two ways, both in
   before): ``store_features`` per 50,000 records, each chunk's keys inserted into the
   indexed table at once, at random places of its B-tree.
 
-Each trial takes a fresh copy of one SQLite MCI database, empties the two tables,
-standardises the whole index (not timed), then times one path with its commit; the paths
+With ``--rebuild``, the same two paths for a re-build instead (an upgrade changed the
+features version, so every stored row is stale): ``store_index`` empties the index and stages
+it again, the chunked path diffs every record's keys against its stored ones.
+
+Each trial takes a fresh copy of one SQLite MCI database, empties the two tables (or, with
+``--rebuild``, marks every stored row as an older version's), standardises the whole index
+(not timed), then times one path with its commit; the paths
 alternate (staged, chunked, staged, ...) so a machine that slows down part-way through
 weighs on both. Both must leave the same rows (their count and two checksums are printed).
 
@@ -21,6 +26,7 @@ Input: ``--db`` a SQLite MCI that a build left (``build_bench.py``'s work folder
 (without record history) into a new one first.
 Run:  .venv/bin/python benchmarks/index_store_bench.py --residents 10000
       .venv/bin/python benchmarks/index_store_bench.py --db var/bench/build-100000/project/var/mci.sqlite
+      .venv/bin/python benchmarks/index_store_bench.py --db ... --rebuild
 """
 from __future__ import annotations
 
@@ -40,17 +46,26 @@ PATHS = ("staged", "chunked")
 CHUNK = 50_000  # records per store_features call: what the merge used and uses
 
 
-def _new_database(path: Path, residents: int, seed: int) -> None:
+def _new_database(path: Path, residents: int, seed: int, *, with_index: bool = False) -> None:
+    """Stage the synthetic council into a new SQLite MCI (and store its index: something to
+    re-build)."""
     from benchmarks.scale_bench import _records, _stage
+    from joinedup.mci import features as stored
+    from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
+    from joinedup.mci.match import _standardised_index
     from joinedup.mci.store import get_engine, session_factory
 
     url = f"sqlite:///{path}"
     with session_factory(url)() as session:
         _stage(session, _records(residents, seed), "index-store-bench")
+        if with_index:
+            stored.ensure_tables(session)
+            stored.store_index(session, _standardised_index(session), list(DEFAULT_BLOCKING_RULES))
+            session.commit()
     get_engine(url).dispose()  # the last connection closed: the write-ahead log is checkpointed
 
 
-def trial(source: Path, path: str, work: Path) -> dict:
+def trial(source: Path, path: str, work: Path, rebuild: bool = False) -> dict:
     """One path on a fresh copy of ``source``: seconds to store the index, and its rows."""
     from sqlalchemy import text
 
@@ -70,8 +85,13 @@ def trial(source: Path, path: str, work: Path) -> dict:
     try:
         with session_factory(url)() as session:
             stored.ensure_tables(session)
-            session.execute(text("DELETE FROM record_block_keys"))
-            session.execute(text("DELETE FROM record_features"))
+            if rebuild:
+                if session.scalar(text("SELECT count(*) FROM record_block_keys")) == 0:
+                    raise SystemExit(f"{source} has no stored index to re-build")
+                session.execute(text("UPDATE record_features SET signature = 'older version'"))
+            else:
+                session.execute(text("DELETE FROM record_block_keys"))
+                session.execute(text("DELETE FROM record_features"))
             session.commit()
             features = _standardised_index(session)
             started = time.perf_counter()
@@ -101,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     given.add_argument("--residents", type=int, default=10_000, help="else: stage this synthetic council first")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--trials", type=int, default=2, help="trials of each path (alternating)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="a re-build (every stored row an older version's) instead of a first build")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="jup-index-store-") as tmp:
@@ -109,13 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         source = args.db
         if source is None:
             source = work / "source.sqlite"
-            _new_database(source, args.residents, args.seed)
-        print(f"index store benchmark: {source if args.db else f'{args.residents:,} residents, seed {args.seed}'}; "
+            _new_database(source, args.residents, args.seed, with_index=args.rebuild)
+        print(f"index store benchmark ({'re-build' if args.rebuild else 'first build'}): "
+              f"{source if args.db else f'{args.residents:,} residents, seed {args.seed}'}; "
               f"load average {os.getloadavg()[0]:.2f}", flush=True)
         results = []
         for n in range(args.trials):
             for path in PATHS:
-                got = trial(source, path, work)
+                got = trial(source, path, work, rebuild=args.rebuild)
                 results.append(got)
                 print(f"  {path:8} trial {n + 1}: {got['seconds']:7.2f} s   {got['records']:,} records, "
                       f"{got['keys'][0]:,} block keys   load {os.getloadavg()[0]:.2f}", flush=True)
