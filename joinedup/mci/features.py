@@ -9,8 +9,7 @@ A night writes only what changed: a pending record whose recomputed row equals i
 one writes nothing, and a changed record's block keys are diffed, so only the keys that
 went are deleted and only those that came inserted (:func:`store_features`). A first build,
 with no key stored yet, stages its keys and moves them into their table in key order at the
-end (:func:`store_index`), instead of inserting each chunk's at random places of the index;
-so does a re-build, which replaces every stored row (an upgrade's new features version).
+end (:func:`store_index`), instead of inserting each chunk's at random places of the index.
 
 Two tables (on :class:`joinedup.mci.store.Base`):
 
@@ -213,16 +212,9 @@ def store_index(session: Session, features: pd.DataFrame, blocking_rules: Sequen
     history: inserted so, a chunk's keys took 10 s at first and 15 s by the 25th chunk,
     measured on as many synthetic keys). They are gathered in a staging table and moved in
     key order at the end (:class:`FirstKeyLoad`): the same rows, appended in order
-    (``benchmarks/index_store_bench.py`` compares the two ways).
-
-    A re-build (an upgrade changed the features version or the blocking rules, so no stored
-    row is current, and ``features`` holds every stored record) would replace every stored
-    row: the index is emptied and stored as a first build's (:func:`_rewrites_everything`)."""
+    (``benchmarks/index_store_bench.py`` compares the two ways)."""
     first_keys = None
     if session.execute(select(RecordBlockKey.record_id).limit(1)).first() is None:
-        first_keys = FirstKeyLoad(session)
-    elif _rewrites_everything(session, features, blocking_rules):
-        _clear_index(session)
         first_keys = FirstKeyLoad(session)
     written = 0
     for start in range(0, len(features), chunk):
@@ -231,30 +223,6 @@ def store_index(session: Session, features: pd.DataFrame, blocking_rules: Sequen
     if first_keys is not None:
         first_keys.finish()
     return written
-
-
-def _rewrites_everything(session: Session, features: pd.DataFrame, blocking_rules: Sequence[BlockingRule]) -> bool:
-    """True when storing ``features`` would replace every stored feature row and block key:
-    no stored row has the current signature (each would be rewritten, its keys diffed away)
-    and every stored record is among ``features``."""
-    current = select(RecordFeatures.record_id).where(RecordFeatures.signature == signature(blocking_rules)).limit(1)
-    if session.execute(current).first() is not None:
-        return False
-    stored_ids = np.fromiter(session.scalars(select(RecordFeatures.record_id)), dtype="int64")
-    return bool(np.isin(stored_ids, features["record_id"].to_numpy(dtype="int64")).all())
-
-
-def _clear_index(session: Session) -> None:
-    """Empty both index tables inside the caller's transaction (TRUNCATE on PostgreSQL; on
-    SQLite a DELETE with no WHERE clause, which empties a table without visiting its rows).
-    Only the merge, which holds the merge lock, reads them."""
-    connection = session.connection()
-    names = (RecordBlockKey.__tablename__, RecordFeatures.__tablename__)
-    if connection.dialect.name == "postgresql":
-        connection.execute(text(f"TRUNCATE {', '.join(names)}"))
-    else:
-        for name in names:
-            connection.execute(text(f"DELETE FROM {name}"))
 
 
 class FirstKeyLoad:
@@ -267,8 +235,7 @@ class FirstKeyLoad:
     All of it in the caller's transaction: a merge that fails later rolls the keys, the
     index's drop and re-creation back with everything else (SQLite and PostgreSQL both
     keep DDL in the transaction). On PostgreSQL the index's drop locks the table until the
-    commit; only a first build or a re-build (:func:`store_index`), both inside the merge,
-    which alone reads the table, take this path."""
+    commit; only a first build, when there is nothing to read in it yet, takes this path."""
 
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -142,62 +142,13 @@ def _signatures(session) -> dict[str, int]:  # noqa: ANN001
     return dict(session.execute(text("SELECT signature, count(*) FROM record_features GROUP BY signature")).all())
 
 
-def test_a_rebuild_after_an_upgrade_empties_the_index_and_stages_it_again(project: Path, mci_db: str,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """No stored row current (an upgrade's new features version) and every stored record in
-    the frame: every row would be replaced, so the index is stored as a first build's; a
-    frame that leaves a stored record out keeps the diffing path; a rollback keeps the old index."""
-    from joinedup.mci import bulk
-    from joinedup.mci import features as stored
-    from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
-    from joinedup.mci.store import session_factory
-
-    rules = list(DEFAULT_BLOCKING_RULES)
-    current = stored.signature(rules)
-    with session_factory()() as session:
-        features = _features(session)
-        stored.store_index(session, features, rules)
-        session.execute(text("UPDATE record_features SET signature = 'older'"))  # as an older version left it
-        session.commit()
-        before = _keys(session)
-        staged: list[int] = []
-        original = stored.FirstKeyLoad.finish
-
-        def finish(self) -> None:  # noqa: ANN001
-            staged.append(self.rows)
-            original(self)
-
-        monkeypatch.setattr(stored.FirstKeyLoad, "finish", finish)
-
-        # one stored record missing from the frame: not everything is rewritten, so diffed
-        stored.store_index(session, features.iloc[1:], rules)
-        assert staged == []
-        assert _signatures(session) == {"older": 1, current: len(features) - 1}
-        session.rollback()
-
-        bulk.write_counts.clear()
-        written = stored.store_index(session, features, rules, chunk=60)
-        assert written == len(features) and staged == [len(before)]
-        assert _keys(session) == before  # the same key definitions: the same keys, once each
-        assert _signatures(session) == {current: len(features)}
-        assert bulk.write_counts["record_block_keys"] == len(before)
-        assert bulk.write_counts["record_features"] == len(features)  # written, never deleted row by row
-        assert _indexes(session) == {"ix_record_block_keys_record": ["record_id"]}
-        session.rollback()  # the upgrade night's merge failed later: the old index stands
-        assert _keys(session) == before and _signatures(session) == {"older": len(features)}
-
-        stored.store_index(session, features, rules)
-        session.commit()
-        assert _keys(session) == before and _signatures(session) == {current: len(features)}
-        stored.store_index(session, features, rules)  # current now: nothing to write, no re-build
-        assert len(staged) == 2
-
-
 def test_an_upgrade_night_rebuilds_the_index_in_key_order_and_keeps_the_master_ids(
         project: Path, mci_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A night after an upgrade that bumped the features version: every stored row is stale,
-    the merge takes the full path and re-stores the index as a first build does; the keys are
-    exactly those of the records as they now stand, and nobody's master ID moves for it."""
+    the merge takes the full path and re-stores the index by diffing each record's keys (not
+    the first build's staged way: benchmarks/index_store_bench.py --rebuild measured it
+    slower when the keys mostly stay); the keys are exactly those of the records as they now
+    stand, and nobody's master ID moves for it."""
     from joinedup.mci import features as stored
     from joinedup.mci.blocking import DEFAULT_BLOCKING_RULES
     from joinedup.mci.match import _load_frame, run_match
@@ -229,7 +180,7 @@ def test_an_upgrade_night_rebuilds_the_index_in_key_order_and_keeps_the_master_i
         rules = list(model[0].blocking_rules if model else DEFAULT_BLOCKING_RULES)
         assert _signatures(session) == {stored.signature(rules): len(before) + len(pending - set(before))}
         want = stored._computed_keys(standardise(_load_frame(session)), rules)
-        assert staged == [len(want)]
+        assert staged == []
         assert _keys(session) == set(zip(want["block_key"], want["record_id"], want["rule_index"]))
         after = dict(session.execute(select(SourceRecord.id, SourceRecord.master_id)).all())
         kept = [rid for rid in before if rid not in pending and after[rid] == before[rid]]
