@@ -41,6 +41,21 @@ def _indexes(session) -> dict[str, list[str]]:  # noqa: ANN001
     return {ix["name"]: ix["column_names"] for ix in found}
 
 
+def _staged_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, each staged key load's row count as it finishes (the path taken)."""
+    from joinedup.mci import features as stored
+
+    loads: list[int] = []
+    original = stored.FirstKeyLoad.finish
+
+    def finish(self) -> None:  # noqa: ANN001
+        loads.append(self.rows)
+        original(self)
+
+    monkeypatch.setattr(stored.FirstKeyLoad, "finish", finish)
+    return loads
+
+
 def test_a_first_build_stores_the_keys_the_chunked_path_stores(project: Path, mci_db: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from joinedup.mci import bulk
@@ -61,14 +76,7 @@ def test_a_first_build_stores_the_keys_the_chunked_path_stores(project: Path, mc
         assert _keys(session) == set()
 
         bulk.write_counts.clear()
-        seen: list[int] = []
-        original = stored.FirstKeyLoad.finish
-
-        def finish(self) -> None:  # noqa: ANN001
-            seen.append(self.rows)
-            original(self)
-
-        monkeypatch.setattr(stored.FirstKeyLoad, "finish", finish)
+        seen = _staged_loads(monkeypatch)
         written = stored.store_index(session, features, rules, chunk=50)  # several chunks staged
         session.commit()
         assert written == len(features) > 150
@@ -161,14 +169,7 @@ def test_an_upgrade_night_rebuilds_the_index_in_key_order_and_keeps_the_master_i
         run_match(session, "night-0")
         session.commit()
         before = dict(session.execute(select(SourceRecord.id, SourceRecord.master_id)).all())
-        staged: list[int] = []
-        original = stored.FirstKeyLoad.finish
-
-        def finish(self) -> None:  # noqa: ANN001
-            staged.append(self.rows)
-            original(self)
-
-        monkeypatch.setattr(stored.FirstKeyLoad, "finish", finish)
+        staged = _staged_loads(monkeypatch)
         monkeypatch.setattr(stored, "FEATURES_VERSION", "upgraded")
         stage_council_night(session, RESIDENTS, SEED, 1)
         pending = set(session.scalars(select(SourceRecord.id).where(SourceRecord.match_status == "pending")))
