@@ -130,7 +130,9 @@ def _advisory(name: str, run_id: str, engine: Engine) -> Iterator[None]:
 def _advisory_holder(conn: Connection, key: int) -> tuple[str | None, str | None]:
     row = conn.execute(text(
         "SELECT a.application_name, a.query_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :c AND l.objid = :k AND l.objsubid = 2"),
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :c AND l.objid = :k AND l.objsubid = 2 "
+        # advisory locks are per database: another MCI on the same server holds its own
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
         {"c": ADVISORY_CLASS, "k": key}).first()
     if row is None:  # released between our attempt and this look-up
         return None, None

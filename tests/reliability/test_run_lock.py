@@ -77,7 +77,7 @@ def test_the_lock_is_exclusive_between_threads_and_reentrant_within_one(project:
 def test_a_released_lock_is_free_at_once_for_the_next_run(project: Path, mci_db: str) -> None:
     """The next night in the same process (or an Airflow retry) starts straight after a run ends:
     the lock must be free by then, not when the server notices the closed connection."""
-    from joinedup.locks import run_lock
+    from joinedup.locks import ADVISORY_CLASS, run_lock
     from joinedup.mci.store import get_engine
     from sqlalchemy import text
 
@@ -93,7 +93,9 @@ def test_a_released_lock_is_free_at_once_for_the_next_run(project: Path, mci_db:
             pass
         if engine.dialect.name == "postgresql":
             with engine.connect() as conn:
-                assert conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar() == 0
+                assert conn.execute(text(  # this test's database only: the other worker's tests hold their own
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :c AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"), {"c": ADVISORY_CLASS}).scalar() == 0
     if engine.dialect.name == "postgresql":  # unlocked in so many words, not left to the disconnect
         assert sum("pg_advisory_unlock" in statement for statement in sent) == 50
 
@@ -141,3 +143,49 @@ def faulty_slow_revenues(project: Path, monkeypatch: pytest.MonkeyPatch):  # noq
                "/api/v1?auth=oauth2&token_url=/oauth/token")
         monkeypatch.setenv("JOINEDUP_CONN_REVENUES_REST", uri)
         yield server
+
+
+def test_a_lock_in_another_mci_on_the_same_server_is_neither_taken_nor_named(project: Path, mci_db: str) -> None:
+    """Two councils' MCIs on one PostgreSQL server (or two SQLite files): each holds its own
+    locks, and a refused run is told the holder in its own database."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    from joinedup.locks import RunLocked, run_lock
+    from joinedup.mci.store import get_engine
+    from tests.conftest import _fresh_pg_database, pg_url
+
+    postgres = mci_db.startswith("postgresql")
+    if postgres:
+        other_url = _fresh_pg_database(pg_url())
+    else:
+        (project / "other").mkdir()
+        other_url = f"sqlite:///{project / 'other' / 'mci.sqlite'}"
+    engines = {"night-A": get_engine(), "night-B": create_engine(other_url)}
+    holding, release = threading.Barrier(3), threading.Event()
+
+    def hold(run_id: str) -> None:
+        with run_lock("source:hr", run_id, engines[run_id]):
+            holding.wait()
+            release.wait(60)
+
+    holders = [threading.Thread(target=hold, args=(run_id,)) for run_id in engines]
+    for holder in holders:
+        holder.start()
+    try:
+        holding.wait(60)
+        for run_id, engine in engines.items():
+            with pytest.raises(RunLocked) as refused, run_lock("source:hr", "night-C", engine):
+                pass
+            assert refused.value.holder_run == run_id
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join(60)
+        engines["night-B"].dispose()
+        if postgres:
+            admin = create_engine(pg_url(), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{other_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+            admin.dispose()
