@@ -22,6 +22,13 @@ if os.environ.get("PYTEST_XDIST_WORKER") and getattr(_main, "__spec__", None) is
         and not hasattr(_main, "__file__"):
     _main.__file__ = os.devnull
 
+# Property tests on a loaded CI machine: how long Hypothesis takes to draw an example (pandas
+# frames, nested records) says nothing about the code under test, so that health check is off
+# for every test; a failure prints the blob that reproduces its example (@reproduce_failure).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("joinedup", suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.load_profile("joinedup")
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 _probe: dict[str, str | None] = {}

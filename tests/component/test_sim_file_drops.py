@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import threading
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -312,10 +313,10 @@ def test_serve_forever_prints_exports_and_stops_on_request(tmp_path):
     runner = threading.Thread(target=serve_forever, args=(council_records(), tmp_path),
                               kwargs={"out": out, "stop_event": stop}, daemon=True)
     runner.start()
-    for _ in range(100):
-        if "export JOINEDUP_CONN_HR_FIXED_WIDTH" in out.getvalue():
-            break
+    deadline = time.monotonic() + 60  # four simulators started in a thread: slow on a loaded machine
+    while "export JOINEDUP_CONN_HR_FIXED_WIDTH" not in out.getvalue() and time.monotonic() < deadline:
         stop.wait(0.05)
+    assert "export JOINEDUP_CONN_HR_FIXED_WIDTH" in out.getvalue(), "the simulators did not start within 60 s"
     wsdl_line = next(line for line in out.getvalue().splitlines() if "housing SOAP WSDL" in line)
     wsdl_url = wsdl_line.split(": ", 1)[1].strip()
     assert requests.get(wsdl_url, timeout=5).status_code == 200
