@@ -108,18 +108,32 @@ def test_a_holder_killed_by_sigkill_leaves_no_stale_lock(project: Path, mci_db: 
 
 
 def test_two_real_syncs_started_together_one_runs_one_is_refused(project: Path, mci_db: str, faulty_slow_revenues) -> None:  # noqa: ANN001
-    """Both processes are real `joinedup sync revenues`; the first is slowed by the server's
-    latency so the second starts while it is landing."""
+    """Both processes are real `joinedup sync revenues`; the source holds the first one's
+    third request until the second has been answered, so the second starts while the first
+    is landing however slowly either process starts."""
+    import threading
+
+    held = threading.Event()
+    count = faulty_slow_revenues.count_request
+
+    def count_request() -> int:  # the simulator's counter, called once per request it answers
+        served = count()
+        if served >= 3:
+            held.wait(300)
+        return served
+
+    faulty_slow_revenues.count_request = count_request
     first = subprocess.Popen([str(JOINEDUP), "sync", "revenues", "--night", "night-A"], env=dict(os.environ),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while faulty_slow_revenues.requests_counted < 2:  # the first sync is fetching pages
+        while faulty_slow_revenues.requests_counted < 3:  # the first sync is fetching pages, held at the third
             assert first.poll() is None, f"the first sync ended early: {first.communicate()[1][-2000:]}"
             assert time.monotonic() < deadline, "the first sync never reached the source"
             time.sleep(0.1)
         second = _joinedup("sync", "revenues", "--night", "night-B")
     finally:
+        held.set()
         out, err = first.communicate(timeout=300)
     assert second.returncode != 0
     assert "source revenues is already being synced by run night-A since 20" in second.stderr
