@@ -104,6 +104,7 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_
     from playwright.sync_api import expect, sync_playwright
 
     base, keys = server
+    expect.set_options(timeout=30_000)  # each merge or split is a POST and a new page: a loaded CI machine
     shots = SHOTS or tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
@@ -138,12 +139,14 @@ def test_steward_reviews_merges_unmerges_and_the_audit_log_shows_it(server, tmp_
         page.click("header nav >> text=Review queue")
         rows = page.locator("table.queue tbody tr")
         expect(rows).to_have_count(3)
+        page.wait_for_load_state("load")  # the shortcuts' script (deferred) has run
         page.screenshot(path=shots / "queue.png", full_page=True)
         page.keyboard.press("j")  # the first row is selected
         expect(rows.first).to_have_class("selected")
         page.locator("table.queue tbody tr", has_text="Catherine").click()
         expect(page.locator("tr.differs").first).to_be_visible()
         hughes_pair = int(page.url.rsplit("/", 1)[1])
+        page.wait_for_load_state("load")
         page.fill("textarea[name=comment]", "moved from Oak Way to Elm Close")
         page.screenshot(path=shots / "pair.png", full_page=True)
         page.keyboard.press("Escape")  # leave the comment box: the shortcuts work again
