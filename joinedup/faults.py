@@ -14,6 +14,12 @@ no ``atexit`` and no rollback handler runs, as when the OOM killer or a power cu
 
 A name that is not a known point is an error at the first boundary reached, so a typo in a
 test cannot make the fault silently not happen.
+
+A test that must act *while* the process stands at a point (restart the database under a
+merge that has run but not committed) pauses it there instead: ``JOINEDUP_FAULT_PAUSE`` names
+the point(s) and ``JOINEDUP_FAULT_PAUSE_DIR`` a folder; at the point the process writes
+``<point>.paused`` there and waits until the test creates ``<point>.go`` (at most
+``PAUSE_LIMIT_SECONDS``, then it goes on and says so).
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ import logging
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +43,49 @@ POINTS: dict[str, str] = {
 }
 
 
-def requested() -> set[str]:
-    """The fault points named in JOINEDUP_FAULT (empty when unset)."""
-    raw = os.environ.get(FAULT_ENV, "")
+PAUSE_ENV = "JOINEDUP_FAULT_PAUSE"
+PAUSE_DIR_ENV = "JOINEDUP_FAULT_PAUSE_DIR"
+PAUSE_LIMIT_SECONDS = 600.0
+
+
+def requested(variable: str = FAULT_ENV) -> set[str]:
+    """The fault points named in ``variable`` (JOINEDUP_FAULT, or JOINEDUP_FAULT_PAUSE; empty
+    when unset)."""
+    raw = os.environ.get(variable, "")
     names = {part.strip() for part in raw.split(",") if part.strip()}
     unknown = sorted(names - set(POINTS))
     if unknown:
-        raise ValueError(f"{FAULT_ENV} names unknown fault point(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(POINTS)}. Unset {FAULT_ENV} outside fault tests.")
+        raise ValueError(f"{variable} names unknown fault point(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(POINTS)}. Unset {variable} outside fault tests.")
     return names
 
 
 def fault_point(name: str) -> None:
-    """Kill this process with SIGKILL if JOINEDUP_FAULT names this point; otherwise nothing."""
+    """Pause here if JOINEDUP_FAULT_PAUSE names this point, then kill this process with
+    SIGKILL if JOINEDUP_FAULT names it; otherwise nothing."""
     if name not in POINTS:
         raise ValueError(f"fault_point({name!r}) is not a declared point; add it to joinedup.faults.POINTS")
+    if PAUSE_ENV in os.environ and name in requested(PAUSE_ENV):
+        _pause(name)
     if FAULT_ENV not in os.environ or name not in requested():
         return
     log.warning("fault injection: SIGKILL at %s (pid %d)", name, os.getpid())
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _pause(name: str) -> None:
+    """Say that this process stands at ``name`` and wait for the test's go (see the module doc)."""
+    folder = os.environ.get(PAUSE_DIR_ENV)
+    if not folder:
+        raise ValueError(f"{PAUSE_ENV} is set but {PAUSE_DIR_ENV} (the folder to signal in) is not")
+    paused, go = Path(folder) / f"{name}.paused", Path(folder) / f"{name}.go"
+    paused.write_text(str(os.getpid()), encoding="utf-8")
+    log.warning("fault injection: paused at %s (pid %d) until %s exists", name, os.getpid(), go)
+    deadline = time.monotonic() + PAUSE_LIMIT_SECONDS
+    while not go.exists():
+        if time.monotonic() > deadline:
+            log.warning("fault injection: no go for %s within %.0f s; going on", name, PAUSE_LIMIT_SECONDS)
+            return
+        time.sleep(0.05)

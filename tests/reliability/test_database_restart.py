@@ -63,28 +63,38 @@ def test_restart_between_stages_is_survived_by_reconnecting(faulty, private_pg, 
         os.environ["JOINEDUP_DB_URL"] = faulty.db_url
 
 
-def test_restart_during_the_merge_fails_it_clearly_and_the_next_run_completes(faulty, private_pg, clean_index) -> None:  # noqa: ANN001
+def test_restart_during_the_merge_fails_it_clearly_and_the_next_run_completes(faulty, private_pg, clean_index,  # noqa: ANN001
+                                                                               tmp_path) -> None:  # noqa: ANN001
     url = private_pg.url
     env = faulty.env()
     env["JOINEDUP_DB_URL"] = url
+    # the merge stops after matching, before its commit, until the database has been restarted
+    # (joinedup.faults: a poll for "running" raced the merge on a fast machine)
+    paused = {**env, "JOINEDUP_FAULT_PAUSE": "merge-before-commit", "JOINEDUP_FAULT_PAUSE_DIR": str(tmp_path)}
     restarted = threading.Event()
+    status_when_paused: list[str | None] = []
 
-    def restart_when_the_merge_runs() -> None:
+    def restart_when_the_merge_waits() -> None:
         deadline = time.monotonic() + 400
-        while time.monotonic() < deadline:
-            if _stage_status(url, "merge") == "running":
-                private_pg.restart()
-                restarted.set()
-                return
-            time.sleep(0.05)
+        try:
+            while time.monotonic() < deadline:
+                if (tmp_path / "merge-before-commit.paused").exists():
+                    status_when_paused.append(_stage_status(url, "merge"))
+                    private_pg.restart()
+                    restarted.set()
+                    return
+                time.sleep(0.05)
+        finally:
+            (tmp_path / "merge-before-commit.go").touch()
 
-    watcher = threading.Thread(target=restart_when_the_merge_runs, daemon=True)
+    watcher = threading.Thread(target=restart_when_the_merge_waits, daemon=True)
     watcher.start()
     from tests.reliability.conftest import run_cli
 
-    first = run_cli(night_args(), env)
+    first = run_cli(night_args(), paused)
     watcher.join(timeout=60)
     assert restarted.is_set(), f"the merge never ran, so the restart never happened:\n{first.stderr[-2000:]}"
+    assert status_when_paused == ["running"]  # the restart came while the merge stood uncommitted
     assert first.returncode == 1, f"a night whose merge lost its database must fail:\n{first.stdout[-1500:]}"
     # The merge fails on its cut connection; if the server is still coming back when the night
     # prints its summary, the summary fails too (joinedup/night.py), on a database error.

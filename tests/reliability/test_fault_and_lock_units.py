@@ -46,3 +46,37 @@ def test_a_refused_run_is_retried_by_airflow_not_failed_or_skipped(project, mci_
     assert len(raised) == 1 and isinstance(raised[0], RunLocked)
     assert not isinstance(raised[0], (AirflowFailException, AirflowSkipException))
     assert "source hr is already being synced by run scheduled__2026-01-05 since 20" in str(raised[0])
+
+
+def test_a_paused_point_waits_for_the_go_and_then_goes_on(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    import threading
+
+    from joinedup.faults import fault_point
+
+    monkeypatch.delenv("JOINEDUP_FAULT", raising=False)
+    monkeypatch.setenv("JOINEDUP_FAULT_PAUSE", "merge-before-commit")
+    fault_point("after-stage")  # another point: no pause, no file
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="JOINEDUP_FAULT_PAUSE_DIR"):
+        fault_point("merge-before-commit")
+    monkeypatch.setenv("JOINEDUP_FAULT_PAUSE_DIR", str(tmp_path))
+    passed = threading.Event()
+
+    def at_the_point() -> None:
+        fault_point("merge-before-commit")
+        passed.set()
+
+    worker = threading.Thread(target=at_the_point)
+    worker.start()
+    paused = tmp_path / "merge-before-commit.paused"
+    for _ in range(600):
+        if paused.exists():
+            break
+        passed.wait(0.05)
+    assert paused.exists() and not passed.is_set()  # standing at the point, waiting
+    (tmp_path / "merge-before-commit.go").touch()
+    worker.join(30)
+    assert passed.is_set()
+    monkeypatch.setenv("JOINEDUP_FAULT_PAUSE", "nowhere")
+    with pytest.raises(ValueError, match="JOINEDUP_FAULT_PAUSE names unknown fault point"):
+        fault_point("after-land")
