@@ -21,11 +21,19 @@ How the lock is held, so that a process killed by SIGKILL never leaves a stale l
 
 The lock is re-entrant within one thread (``sync_source`` holds it around ``land`` and
 ``stage``, which take it too), and exclusive between threads and processes.
+
+A PostgreSQL lock can be lost under a run that goes on: the server restarts, the lock's
+connection ends with the lock, and the run's own connections reconnect through the pool. So a
+run calls ``confirm()`` on what ``run_lock`` yields before it writes its results: the lock is
+checked on its connection and, if it went, taken again on a new one; if another run took it
+in between, ``LockLost`` (a ``RunLocked``) stops this run before it writes. On SQLite the lock
+dies only with the process, so ``confirm()`` has nothing to do.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
@@ -37,6 +45,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, make_url
+
+log = logging.getLogger(__name__)
 
 # The first key of JoinedUp's advisory locks ("JU"), so they cannot collide with another
 # application's single-key locks on the same database.
@@ -55,10 +65,30 @@ class RunLocked(RuntimeError):
         )
 
 
+class LockLost(RunLocked):
+    """This run's lock went with its database connection and another run holds it now."""
+
+    def __init__(self, name: str, holder_run: str | None, since: str | None) -> None:  # noqa: D107
+        self.name, self.holder_run, self.since = name, holder_run, since
+        RuntimeError.__init__(
+            self, f"{name}: this run's lock was lost with its database connection (a server restart?) and run "
+            f"{holder_run or '(unknown run)'} has held it since {since or '(unknown time)'}; this run stopped "
+            "before writing its results. Try again once that run has finished (Airflow retries the task).")
+
+
+class HeldLock:
+    """What ``run_lock`` yields: call ``confirm()`` before writing results (see the module doc)."""
+
+    depth = 0
+
+    def confirm(self) -> None:
+        """Nothing to do: the lock is held for as long as this process lives (SQLite's flock)."""
+
+
 _local = threading.local()
 
 
-def _held() -> dict[str, int]:
+def _held() -> dict[str, HeldLock]:
     if not hasattr(_local, "held"):
         _local.held = {}
     return _local.held
@@ -69,28 +99,39 @@ def _now() -> str:
 
 
 @contextlib.contextmanager
-def run_lock(name: str, run_id: str, engine: Engine | None = None) -> Iterator[None]:
+def run_lock(name: str, run_id: str, engine: Engine | None = None) -> Iterator[HeldLock]:
     """Hold the lock ``name`` (e.g. ``source:housing`` or ``merge``) for the block, or raise
     ``RunLocked`` at once, naming the run that holds it and since when."""
     held = _held()
-    if held.get(name):
-        held[name] += 1
+    if name in held:
+        lock = held[name]
+        lock.depth += 1
         try:
-            yield
+            yield lock
         finally:
-            held[name] -= 1
+            lock.depth -= 1
         return
     if engine is None:
         from joinedup.mci.store import get_engine
 
         engine = get_engine()
     taker = _flock if engine.dialect.name == "sqlite" else _advisory
-    with taker(name, run_id, engine):
-        held[name] = 1
+    with taker(name, run_id, engine) as lock:
+        lock.depth = 1
+        held[name] = lock
         try:
-            yield
+            yield lock
         finally:
             held.pop(name, None)
+
+
+def confirm_held(name: str) -> None:
+    """Before writing results: confirm the lock ``name`` this thread holds (``HeldLock.confirm``:
+    on PostgreSQL taken again if a server restart ended it, or ``LockLost``)."""
+    lock = _held().get(name)
+    if lock is None:
+        raise RuntimeError(f"confirm_held({name!r}) outside a run_lock({name!r}) block")
+    lock.confirm()
 
 
 # -- PostgreSQL: advisory lock on its own connection -------------------------------------
@@ -98,33 +139,77 @@ def _advisory_key(name: str) -> int:
     return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
 
 
-@contextlib.contextmanager
-def _advisory(name: str, run_id: str, engine: Engine) -> Iterator[None]:
-    key = _advisory_key(name)
-    conn = engine.connect()
-    got = False
-    try:
-        conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": f"joinedup {run_id}"[:63]})
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": ADVISORY_CLASS, "k": key}).scalar()
+class _AdvisoryLock(HeldLock):
+    """A session-level advisory lock on a connection of its own (see the module doc)."""
+
+    def __init__(self, name: str, run_id: str, engine: Engine) -> None:
+        self.name, self.run_id, self.engine = name, run_id, engine
+        self.key = _advisory_key(name)
+        self.conn: Connection | None = None
+
+    def take(self) -> None:
+        """Take the lock on a new connection, or raise ``RunLocked`` naming its holder."""
+        self.conn = conn = self.engine.connect()
+        conn.execute(text("SELECT set_config('application_name', :v, false)"), {"v": f"joinedup {self.run_id}"[:63]})
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"), {"c": ADVISORY_CLASS, "k": self.key}).scalar()
         conn.commit()
         if not got:
-            holder_run, since = _advisory_holder(conn, key)
-            raise RunLocked(name, holder_run, since)
-        yield
-    finally:
-        # Unlock explicitly: the server notices a closed connection only a moment later, so a
-        # run started straight after this one (the next night in the same process, an Airflow
-        # retry) could otherwise find the lock still held.
-        if got:
+            holder_run, since = _advisory_holder(conn, self.key)
+            self.end()
+            raise RunLocked(self.name, holder_run, since)
+
+    def confirm(self) -> None:
+        """Still held on its connection, or taken again on a new one, or ``LockLost``."""
+        try:
+            held = self.conn is not None and self.conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
+                "AND granted AND classid = :c AND objid = :k AND objsubid = 2"), {"c": ADVISORY_CLASS, "k": self.key}).scalar()
+            if self.conn is not None:
+                self.conn.commit()
+        except Exception:  # noqa: BLE001 - the connection is gone (a restart): the lock went with it
+            held = 0
+        if held:
+            return
+        log.warning("run lock %s of run %s was lost with its connection; taking it again", self.name, self.run_id)
+        self.end()
+        try:
+            self.take()
+        except RunLocked as exc:
+            raise LockLost(self.name, exc.holder_run, exc.since) from None
+
+    def release(self) -> None:
+        """Unlock explicitly: the server notices a closed connection only a moment later, so
+        a run started straight after this one (the next night in the same process, an
+        Airflow retry) could otherwise find the lock still held."""
+        if self.conn is not None:
             with contextlib.suppress(Exception):
-                conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": ADVISORY_CLASS, "k": key})
-                conn.commit()
-        # Never hand a connection that held (or named) a lock back to the pool: end it, and
-        # the server drops the lock with the session even if the unlock could not be sent.
-        with contextlib.suppress(Exception):
-            conn.invalidate()
-        with contextlib.suppress(Exception):
-            conn.close()
+                self.conn.execute(text("SELECT pg_advisory_unlock(:c, :k)"), {"c": ADVISORY_CLASS, "k": self.key})
+                self.conn.commit()
+        self.end()
+
+    def end(self) -> None:
+        """Never hand a connection that held (or named) a lock back to the pool: end it, and
+        the server drops the lock with the session even if the unlock could not be sent."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+@contextlib.contextmanager
+def _advisory(name: str, run_id: str, engine: Engine) -> Iterator[HeldLock]:
+    lock = _AdvisoryLock(name, run_id, engine)
+    try:
+        lock.take()
+    except BaseException:
+        lock.end()
+        raise
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def _advisory_holder(conn: Connection, key: int) -> tuple[str | None, str | None]:
@@ -153,7 +238,7 @@ def lock_dir(engine: Engine) -> Path:
 
 
 @contextlib.contextmanager
-def _flock(name: str, run_id: str, engine: Engine) -> Iterator[None]:
+def _flock(name: str, run_id: str, engine: Engine) -> Iterator[HeldLock]:
     import fcntl
 
     path = lock_dir(engine) / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".lock")
@@ -169,7 +254,7 @@ def _flock(name: str, run_id: str, engine: Engine) -> Iterator[None]:
         os.pwrite(fd, json.dumps({"run_id": run_id, "since": _now(), "pid": os.getpid(),
                                   "host": socket.gethostname()}).encode(), 0)
         try:
-            yield
+            yield HeldLock()
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

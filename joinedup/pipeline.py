@@ -38,7 +38,7 @@ from joinedup.adapters.base import RetriableSourceError
 from joinedup.adapters.config import SourceConfig, adapters_dir
 from joinedup.faults import fault_point
 from joinedup.landing import LandingWriter, Manifest, completed_manifest, landed_pages, manifest_folder, read_landed
-from joinedup.locks import run_lock
+from joinedup.locks import confirm_held, run_lock
 from joinedup.mapping.engine import SchemaDriftError, apply_mapping, detect_drift, map_records
 from joinedup.mapping.spec import load_mapping
 from joinedup.mci.staging import stage_records
@@ -116,6 +116,7 @@ def land(source_name: str, run_id: str) -> dict[str, Any]:
                         fault_point("mid-land")
                 with _landing_write(writer, source_name, run_id):
                     manifest = writer.complete(cursor)
+            confirm_held(f"source:{source_name}")  # registering the batch advances the cursor
             _register_batch(session, manifest)
             figures = {"rows_landed": manifest.rows, "pages": len(manifest.pages)}
             timer.finish(figures)
@@ -202,6 +203,10 @@ def _check(source_name: str, run_id: str) -> dict[str, Any]:
     figures: dict[str, Any] = {"rows_in": 0, "rows_passed": 0, "rows_failed": 0, "by_rule": {}, "duplicates_removed": 0,
                                "rows_refused": 0, "batches": []}
     problems: list[str] = []
+    def commit() -> None:
+        confirm_held(f"source:{source_name}")
+        session.commit()
+
     with session, timer:
         for batch in _batches(session, source_name, ("landed", "failed")):
             supersede_open(session, source_name, batch.run_id)  # a retried batch: its new failures replace them
@@ -211,7 +216,7 @@ def _check(source_name: str, run_id: str) -> dict[str, Any]:
                 batch.status, batch.status_reason = "failed", str(exc)
                 figures["batches"].append({"batch": batch.run_id, "status": "refused", "rows_in": batch.rows,
                                            "rows_failed": 0, "by_rule": {}, "completeness": {}, "reason": "schema drift"})
-                session.commit()
+                commit()
                 problems.append(str(exc))
                 continue
             except QualityGateFailed as exc:
@@ -219,7 +224,7 @@ def _check(source_name: str, run_id: str) -> dict[str, Any]:
                 record_failures(session, source_name, batch.run_id, exc.quarantine)
                 figures["batches"].append(exc.figures)
                 figures["rows_refused"] += exc.figures.get("rows_in", 0)
-                session.commit()
+                commit()
                 problems.append(str(exc))
                 continue
             for key in ("rows_in", "rows_passed", "rows_failed", "duplicates_removed"):
@@ -228,7 +233,7 @@ def _check(source_name: str, run_id: str) -> dict[str, Any]:
                 figures["by_rule"][rule] = figures["by_rule"].get(rule, 0) + n
             figures["batches"].append(one["figures"])
             batch.status, batch.status_reason = "checked", None
-            session.commit()
+            commit()
         figures["problems"] = problems
         timer.finish(figures, status="failed" if problems else "ok")
         _write_quality_pages(session, source_name)
@@ -472,6 +477,7 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
                 figures["superseded"] += supersede_outdated(session, batch)  # a replayed old night
                 counts = stage_records(session, handover_records(passed), batch.run_id, special_category=config.special_category)
                 batch.status, batch.staged_at = "staged", utcnow()
+                confirm_held(f"source:{source_name}")
                 session.commit()
                 figures["new"] += counts.new
                 figures["changed"] += counts.changed
@@ -512,6 +518,7 @@ def merge(run_id: str) -> dict[str, Any]:
         with session, timer:
             result = run_match(session, run_id)
             fault_point("merge-before-commit")
+            confirm_held("merge")
             session.commit()
             figures = result.as_dict()
             timer.finish(figures)
@@ -543,6 +550,7 @@ def _replay(source_name: str, run_id: str, nights: list[str] | None) -> dict[str
             session.execute(update(QuarantinedRow).where(
                 QuarantinedRow.source_system == source_name, QuarantinedRow.run_id == batch.run_id,
                 QuarantinedRow.status == "open").values(status="replayed"))
+        confirm_held(f"source:{source_name}")
         session.commit()
         count = len(batches)
     out: dict[str, Any] = {"source": source_name, "batches_replayed": count}

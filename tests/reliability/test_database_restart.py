@@ -109,3 +109,66 @@ def test_restart_during_the_merge_fails_it_clearly_and_the_next_run_completes(fa
     assert _stage_status(url, "merge") == "ok"
     assert_same_index(index_snapshot(url), clean_index)
     assert_nothing_lost(url, faulty.var, faulty.records)
+
+
+def test_a_lock_lost_in_a_restart_is_taken_again_or_the_run_stops_before_writing(private_pg) -> None:  # noqa: ANN001
+    """A restart ends the lock's connection and the lock with it, while the run's own
+    connections reconnect. Before it writes, the run confirms its lock: taken again when nobody
+    took it meanwhile; LockLost, naming the run that did, when somebody did."""
+    from joinedup.locks import LockLost, RunLocked, confirm_held, run_lock
+
+    engine = create_engine(private_pg.url)
+
+    def in_another_thread(run_id: str, hold: threading.Event | None = None,
+                          holding: threading.Event | None = None) -> list[Exception]:
+        errors: list[Exception] = []
+
+        def other() -> None:
+            try:
+                with run_lock("source:hr", run_id, engine):
+                    if holding is not None:
+                        holding.set()
+                    if hold is not None:
+                        hold.wait(60)
+            except RunLocked as exc:
+                errors.append(exc)
+        worker = threading.Thread(target=other)
+        worker.start()
+        if hold is None:
+            worker.join(60)
+        else:
+            holding.wait(60)
+        return errors
+
+    try:
+        with run_lock("source:hr", "night-A", engine):
+            private_pg.restart()
+            confirm_held("source:hr")  # nobody took it: taken again, on a new connection
+            refused = in_another_thread("night-B")
+            assert [type(e) for e in refused] == [RunLocked] and refused[0].holder_run == "night-A"
+        assert in_another_thread("night-C") == []  # released at the end as before
+
+        release, holding = threading.Event(), threading.Event()
+        with run_lock("source:hr", "night-A", engine):
+            private_pg.restart()
+            assert in_another_thread("night-B", release, holding) == []  # took the lost lock meanwhile
+            with pytest.raises(LockLost) as lost:
+                confirm_held("source:hr")
+            release.set()
+        assert lost.value.holder_run == "night-B"
+        assert "lock was lost with its database connection" in str(lost.value)
+        assert "stopped before writing" in str(lost.value)
+    finally:
+        engine.dispose()
+
+
+def test_confirming_outside_the_lock_is_an_error_and_on_sqlite_a_no_op(project) -> None:  # noqa: ANN001
+    from joinedup.locks import confirm_held, run_lock
+
+    engine = create_engine(f"sqlite:///{project / 'var' / 'lock-only.sqlite'}")
+    with pytest.raises(RuntimeError, match="outside a run_lock"):
+        confirm_held("source:hr")
+    with run_lock("source:hr", "night-A", engine) as lock, run_lock("source:hr", "night-A", engine) as inner:
+        assert inner is lock and lock.depth == 2
+        confirm_held("source:hr")  # a flock is held while this process lives
+    engine.dispose()
