@@ -203,7 +203,8 @@ def _check(source_name: str, run_id: str) -> dict[str, Any]:
     figures: dict[str, Any] = {"rows_in": 0, "rows_passed": 0, "rows_failed": 0, "by_rule": {}, "duplicates_removed": 0,
                                "rows_refused": 0, "batches": []}
     problems: list[str] = []
-    def commit() -> None:
+
+    def commit() -> None:  # each batch's verdict, written only while this run holds the source
         confirm_held(f"source:{source_name}")
         session.commit()
 
