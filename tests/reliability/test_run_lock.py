@@ -77,11 +77,10 @@ def test_the_lock_is_exclusive_between_threads_and_reentrant_within_one(project:
 def test_a_released_lock_is_free_at_once_for_the_next_run(project: Path, mci_db: str) -> None:
     """The next night in the same process (or an Airflow retry) starts straight after a run ends:
     the lock must be free by then, not when the server notices the closed connection."""
+    from sqlalchemy import event, text
+
     from joinedup.locks import ADVISORY_CLASS, run_lock
     from joinedup.mci.store import get_engine
-    from sqlalchemy import text
-
-    from sqlalchemy import event
 
     engine = get_engine()
     sent: list[str] = []
