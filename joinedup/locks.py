@@ -58,22 +58,23 @@ class RunLocked(RuntimeError):
 
     def __init__(self, name: str, holder_run: str | None, since: str | None, detail: str = "") -> None:
         self.name, self.holder_run, self.since = name, holder_run, since
+        super().__init__(self._message(detail))
+
+    def _message(self, detail: str) -> str:
+        name = self.name
         what = f"source {name.split(':', 1)[1]} is already being synced" if name.startswith("source:") else f"{name} is already running"
-        super().__init__(
-            f"{what} by run {holder_run or '(unknown run)'} since {since or '(unknown time)'}{detail}; "
-            "this run did nothing. Wait for that run to finish and try again (Airflow retries the task)."
-        )
+        return (f"{what} by run {self.holder_run or '(unknown run)'} since {self.since or '(unknown time)'}{detail}; "
+                "this run did nothing. Wait for that run to finish and try again (Airflow retries the task).")
 
 
 class LockLost(RunLocked):
     """This run's lock went with its database connection and another run holds it now."""
 
-    def __init__(self, name: str, holder_run: str | None, since: str | None) -> None:  # noqa: D107
-        self.name, self.holder_run, self.since = name, holder_run, since
-        RuntimeError.__init__(
-            self, f"{name}: this run's lock was lost with its database connection (a server restart?) and run "
-            f"{holder_run or '(unknown run)'} has held it since {since or '(unknown time)'}; this run stopped "
-            "before writing its results. Try again once that run has finished (Airflow retries the task).")
+    def _message(self, detail: str) -> str:
+        return (f"{self.name}: this run's lock was lost with its database connection (a server restart?) and run "
+                f"{self.holder_run or '(unknown run)'} has held it since {self.since or '(unknown time)'}{detail}; "
+                "this run stopped before writing its results. Try again once that run has finished "
+                "(Airflow retries the task).")
 
 
 class HeldLock:
@@ -160,16 +161,17 @@ class _AdvisoryLock(HeldLock):
 
     def confirm(self) -> None:
         """Still held on its connection, or taken again on a new one, or ``LockLost``."""
-        try:
-            held = self.conn is not None and self.conn.execute(text(
-                "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
-                "AND granted AND classid = :c AND objid = :k AND objsubid = 2"), {"c": ADVISORY_CLASS, "k": self.key}).scalar()
-            if self.conn is not None:
+        if self.conn is not None:
+            try:
+                held = self.conn.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
+                    "AND granted AND classid = :c AND objid = :k AND objsubid = 2"),
+                    {"c": ADVISORY_CLASS, "k": self.key}).scalar()
                 self.conn.commit()
-        except Exception:  # noqa: BLE001 - the connection is gone (a restart): the lock went with it
-            held = 0
-        if held:
-            return
+                if held:
+                    return
+            except Exception:  # noqa: BLE001 - the connection is gone (a restart): the lock went with it
+                pass
         log.warning("run lock %s of run %s was lost with its connection; taking it again", self.name, self.run_id)
         self.end()
         try:
