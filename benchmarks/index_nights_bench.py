@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.index_store_bench import KEY_CHECKSUM_SQL, _new_database  # noqa: E402 - after the path set-up
+
 LAYOUTS = ("ordered", "chunked")
 CHUNK_RECORDS = 50_000
 KEYS_PER_RECORD = 15
@@ -97,8 +99,7 @@ def insert_night(path: Path, rows: list[tuple[int, int, int]]) -> float:
 def key_checksum(path: Path) -> tuple[int, int, int]:
     con = sqlite3.connect(path)
     try:
-        return tuple(con.execute("SELECT count(*), sum(block_key % 1000003), sum(record_id * (rule_index + 1)) "
-                                 "FROM record_block_keys").fetchone())
+        return tuple(con.execute(KEY_CHECKSUM_SQL).fetchone())
     finally:
         con.close()
 
@@ -145,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("JOINEDUP_VAR", str(work / "var"))
         source = args.db
         if source is None:
-            from benchmarks.index_store_bench import _new_database
-
             source = work / "source.sqlite"
             _new_database(source, args.residents, args.seed, with_index=True)
         print(f"index nights benchmark: {source if args.db else f'{args.residents:,} residents, seed {args.seed}'}; "
