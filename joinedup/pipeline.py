@@ -40,6 +40,7 @@ from joinedup.faults import fault_point
 from joinedup.landing import LandingWriter, Manifest, completed_manifest, landed_pages, manifest_folder, read_landed
 from joinedup.locks import confirm_held, run_lock
 from joinedup.mapping.engine import SchemaDriftError, apply_mapping, detect_drift, map_records
+from joinedup.mapping.reuse import FullExtractMapping, digests_of
 from joinedup.mapping.spec import load_mapping
 from joinedup.mci.staging import stage_records
 from joinedup.mci.store import LandingBatch, QuarantinedRow, Run, SourceCursor, session_factory, utcnow
@@ -201,7 +202,7 @@ def _check(source_name: str, run_id: str) -> dict[str, Any]:
     spec = load_mapping(config.mapping_path())
     session, timer = _record_stage(run_id, f"check:{source_name}")
     figures: dict[str, Any] = {"rows_in": 0, "rows_passed": 0, "rows_failed": 0, "by_rule": {}, "duplicates_removed": 0,
-                               "rows_refused": 0, "batches": []}
+                               "rows_reused": 0, "rows_refused": 0, "batches": []}
     problems: list[str] = []
 
     def commit() -> None:  # each batch's verdict, written only while this run holds the source
@@ -228,7 +229,7 @@ def _check(source_name: str, run_id: str) -> dict[str, Any]:
                 commit()
                 problems.append(str(exc))
                 continue
-            for key in ("rows_in", "rows_passed", "rows_failed", "duplicates_removed"):
+            for key in ("rows_in", "rows_passed", "rows_failed", "duplicates_removed", "rows_reused"):
                 figures[key] += one[key]
             for rule, n in one["by_rule"].items():
                 figures["by_rule"][rule] = figures["by_rule"].get(rule, 0) + n
@@ -274,6 +275,7 @@ class _Survey:
     keep: np.ndarray
     columns: list[str]
     duplicated: np.ndarray | None
+    digests: np.ndarray  # per kept row, its landed line's digest (``mapping.reuse.digests_of``)
 
 
 def _survey(manifest: Manifest, spec, source_name: str, whole_key_check: bool,  # noqa: ANN001
@@ -291,11 +293,12 @@ def _survey(manifest: Manifest, spec, source_name: str, whole_key_check: bool,  
         digests += hashlib.blake2b(line.encode("utf-8"), digest_size=16).digest()
         for values, col in zip(raw_keys, key_cols):
             values.append(record.get(col))
-    hashes = np.frombuffer(bytes(digests), dtype=[("a", "<u8"), ("b", "<u8")])
+    hashes = digests_of(bytes(digests))
     keep = np.zeros(len(hashes), dtype=bool)
     if len(hashes):
         _, first = np.unique(hashes, return_index=True)  # first occurrence of each distinct record
         keep[first] = True
+    kept = hashes[keep]
     del digests, hashes
     duplicated = None
     if whole_key_check:
@@ -310,7 +313,7 @@ def _survey(manifest: Manifest, spec, source_name: str, whole_key_check: bool,  
         keys = [apply_mapping(raw.iloc[i:i + step], key_spec, source_name)["source_key"]
                 for i in range(0, len(raw), step)]
         duplicated = duplicated_keys(pd.concat(keys, ignore_index=True) if keys else pd.Series([], dtype=object))
-    return _Survey(keep, list(columns), duplicated)
+    return _Survey(keep, list(columns), duplicated, kept)
 
 
 def _landed_lines(manifest: Manifest) -> Iterator[str]:
@@ -373,9 +376,17 @@ def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, A
     filled: dict[str, int] = {}
     offset = 0
     canonical_empty: pd.DataFrame | None = None
+    full = FullExtractMapping(out, spec, config.name) if config.extract == "full" else None
+
+    def mapped(records: list[dict[str, Any]]) -> pd.DataFrame:
+        return map_records(records, spec, config.name, columns=survey.columns)
+
     try:
         for records, places in _landed_chunks(manifest, survey.keep, size):
-            canonical = map_records(records, spec, config.name, columns=survey.columns)
+            if full is not None:  # the rows of records the source's last batch held too are read back
+                canonical = full.map(records, survey.digests[offset:offset + len(places)], mapped)
+            else:
+                canonical = mapped(records)
             records.clear()  # the raw records are not needed again: free them before the gate runs
             duplicated = survey.duplicated[offset:offset + len(places)] if survey.duplicated is not None else None
             gate = validate_batch(canonical, config.name, suite=suite, run_name=batch.run_id, duplicated=duplicated)
@@ -408,8 +419,12 @@ def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, A
         if writer is not None:
             writer.close()
         handover.unlink(missing_ok=True)
+        if full is not None:
+            full.discard()
         raise
     writer.close()
+    if full is not None:
+        full.finish()
     gate = combine_chunks(chunks)
     failures.sort(key=lambda f: f["_order"])  # the order one validation of the whole batch gives
     for f in failures:
@@ -440,7 +455,8 @@ def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, A
     (out / "failures.json.tmp").replace(out / "failures.json")
     rows_passed = gate.rows_in - len(gate.failed_positions)
     return {"rows_in": gate.rows_in, "rows_passed": rows_passed, "rows_failed": len(gate.failed_positions),
-            "by_rule": gate.by_rule, "duplicates_removed": duplicates, "figures": figures_of("checked")}
+            "by_rule": gate.by_rule, "duplicates_removed": duplicates, "rows_reused": full.reused if full else 0,
+            "figures": figures_of("checked")}
 
 
 def _handover_schema(canonical: pd.DataFrame) -> pa.Schema:

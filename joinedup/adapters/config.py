@@ -6,6 +6,7 @@
     connection_id: revenues_api     # credentials come from Airflow / JOINEDUP_CONN_<ID>, never here
     mapping: revenues.yaml          # a file in mappings/
     schedule: "0 2 * * *"
+    extract: changes                # or full: every record every night (HR, social care)
     special_category: false         # true for social care: masked for roles without access
     quality: {max_failure_rate: 0.05}
     retries: {attempts: 3, delay_seconds: 60}
@@ -16,7 +17,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -44,6 +45,11 @@ class SourceConfig(Strict):
     connection_id: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
     mapping: str
     schedule: str | None = "0 2 * * *"
+    extract: Literal["changes", "full"] = Field("changes", description=(
+        "What each delivery holds: `changes` (the records new or changed since the last extract) or "
+        "`full` (every record, every night, as an HR or social-care extract). A full extract's records "
+        "that are the same as in its last batch are not mapped again: their mapped rows are reused "
+        "(every row still passes the quality gate)."))
     special_category: bool = False
     quality: QualitySettings = QualitySettings()
     retries: RetrySettings = RetrySettings()

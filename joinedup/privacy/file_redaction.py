@@ -8,7 +8,8 @@ logged or returned: counts and file names only.
   unfinished run's progress.json) gets the page's new sha256 and row count, so ``read_landed``
   still verifies, and ``erasures.json`` beside it notes when and under which request rows were
   removed (the manifest's own format has no place for it: see the report to the lead);
-- the checked work files of a batch (``checked/passed.parquet``, ``checked/failures.json``);
+- the checked work files of a batch (``checked/passed.parquet``, ``checked/failures.json``, and
+  a full extract's ``checked/mapped.parquet``, see ``joinedup.mapping.reuse``);
 - drop-folder files in ``processed/`` and ``rejected/``: CSV, fixed width (the trailer count
   is corrected) and XML (the count attribute is corrected). A rejected file that cannot be
   parsed (it was rejected for a reason) and holds the key is deleted whole, with a note;
@@ -27,10 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from lxml import etree
 
 from joinedup.landing import MANIFEST, PROGRESS, atomic_write, page_lines
+from joinedup.mapping.reuse import MAPPED
 from joinedup.privacy.tombstones import normalise_key
 
 ERASURE_NOTE = "erasures.json"
@@ -99,18 +103,28 @@ def _note_erasure(folder: Path, request: str, rows: int) -> None:
     _atomic_write(path, json.dumps(notes, indent=2).encode())
 
 
+def _redact_parquet(path: Path, keys: set[str]) -> int:
+    """A canonical-rows file without the rows of these keys; its schema (with its metadata,
+    such as the mapped rows' fingerprint) kept as it was."""
+    table = pq.read_table(path)
+    if not table.num_rows or "source_key" not in table.column_names:
+        return 0
+    drop = np.array([_matches(k, keys) for k in table.column("source_key").to_pylist()], dtype=bool)
+    if not drop.any():
+        return 0
+    tmp = path.with_name(f"{path.name}.erasing")
+    pq.write_table(table.filter(pa.array(~drop)), tmp)
+    os.replace(tmp, path)
+    return int(drop.sum())
+
+
 def redact_checked(folder: Path, keys: set[str], rewrites: list[PageRewrite]) -> int:
-    """The checked work files of a batch (canonical rows: ``source_key`` is already normalised)."""
+    """The checked work files of a batch (canonical rows: ``source_key`` is already normalised):
+    the hand-over, a full extract's mapped rows kept for its next batch, the failures."""
     removed = 0
-    passed = folder / "passed.parquet"
-    if passed.exists():
-        frame = pd.read_parquet(passed)
-        drop = frame["source_key"].map(lambda k: _matches(k, keys)) if len(frame) else pd.Series([], dtype=bool)
-        if drop.any():
-            removed += int(drop.sum())
-            tmp = folder / "passed.parquet.erasing"
-            frame[~drop].to_parquet(tmp, index=False)
-            os.replace(tmp, passed)
+    for name in ("passed.parquet", MAPPED):
+        if (folder / name).exists():
+            removed += _redact_parquet(folder / name, keys)
     failures_path = folder / "failures.json"
     if failures_path.exists():
         failures = json.loads(failures_path.read_text(encoding="utf-8"))
