@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "scale": ("scale_bench.py", ["--records", "100000"]),
     "index_store": ("index_store_bench.py", ["--residents", "10000"]),
     "index_nights": ("index_nights_bench.py", ["--residents", "10000"]),
+    "full_extract": ("full_extract_bench.py", ["--residents", "10000"]),
 }
 
 

@@ -26,6 +26,7 @@ kind: {kind}
 description: {title} ({kind})
 {connection}mapping: {name}.yaml
 schedule: "0 2 * * *"
+extract: changes                    # full: the source sends every record every night
 special_category: false             # true for social care / health data
 quality:
   max_failure_rate: 0.05            # share of a batch that may be quarantined before the load stops
