@@ -21,7 +21,6 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -73,11 +72,16 @@ def configure(home: Path, system: str, extract: str) -> None:
         f"options: {{drop_folder: drops/{system}, file_pattern: '{system}_*.csv'}}"]) + "\n", encoding="utf-8")
 
 
-def child(system: str, run_id: str, result: Path) -> None:
-    """Inside a fresh process: check the source's landed batch; its seconds and figures."""
+def child(action: str, system: str, run_id: str, result: Path) -> None:
+    """Inside a fresh process: land or check the source's batch; the seconds of a check (the
+    pipeline and GX imported before the clock starts) and its figures."""
     from joinedup import pipeline
     from joinedup.quality.gx_loader import great_expectations
 
+    if action == "land":
+        pipeline.land(system, run_id)
+        result.write_text("{}", encoding="utf-8")
+        return
     great_expectations()
     started = time.perf_counter()
     figures = pipeline.check(system, run_id)
@@ -121,33 +125,24 @@ def measure(residents: int, seed: int, history: str, trials: int, work: Path, sa
     for system in SYSTEMS:
         home = make_project(work / system)
         env = project_env(home)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            from joinedup import pipeline
-            from joinedup.mci.store import _engine_for
 
-            configure(home, system, "full")
-            write_drop(home / "var" / "drops" / system, system, 0, nights[0][system])
-            pipeline.land(system, NIGHT_RUNS[0])
-            pipeline.check(system, NIGHT_RUNS[0])
-            write_drop(home / "var" / "drops" / system, system, 1, nights[1][system])
-            pipeline.land(system, NIGHT_RUNS[1])
-            _engine_for.cache_clear()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        def step(action: str, run_id: str) -> dict[str, Any]:
+            return run_child([sys.executable, str(Path(__file__).resolve()), "--child", action, system, run_id,
+                              str(work / "result.json")], env, work / "result.json")
+
+        configure(home, system, "full")
+        for night, records in enumerate(nights):  # night 0 landed and checked (its rows kept), night 1 landed
+            write_drop(home / "var" / "drops" / system, system, night, records[system])
+            step("land", NIGHT_RUNS[night])
+            if night == 0:
+                step("check", NIGHT_RUNS[0])
         seconds: dict[str, list[float]] = {m: [] for m in MODES}
         seen: dict[str, Any] = {}
         for trial in range(trials):
             for mode in (MODES if trial % 2 == 0 else MODES[::-1]):
                 configure(home, system, mode)
                 folder = _night_one_again(home, system)
-                got = run_child([sys.executable, str(Path(__file__).resolve()), "--child", system,
-                                 f"check-{mode}-{trial}", str(work / "result.json")], env, work / "result.json")
+                got = step("check", f"check-{mode}-{trial}")
                 seconds[mode].append(got["seconds"])
                 seen[mode] = {"rows_in": got["rows_in"], "rows_reused": got["rows_reused"], "outputs": _outputs(folder)}
                 say(f"{system} trial {trial + 1} {mode:<7} check {got['seconds']:.2f} s, "
@@ -166,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the council's record history (full: closed records kept, as in the build benchmark's -full rows)")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--work", type=Path, help="folder for the projects (default: a temporary folder)")
-    parser.add_argument("--child", nargs=3, metavar=("SOURCE", "RUN", "RESULT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("ACTION", "SOURCE", "RUN", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], args.child[1], Path(args.child[2]))
+        child(*args.child[:3], Path(args.child[3]))
         return 0
     work = Path(tempfile.mkdtemp(prefix="full-extract-", dir=args.work))
     try:
