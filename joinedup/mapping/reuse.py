@@ -117,8 +117,12 @@ class FullExtractMapping:
             log.info("source %s: the mapping or its code changed since batch %s; mapping the batch whole",
                      self.source_system, batch)
             return
-        self._previous = table
-        self._index = pd.MultiIndex.from_arrays([table.column(DIGEST[0]).to_numpy(), table.column(DIGEST[1]).to_numpy()])
+        index = pd.MultiIndex.from_arrays([table.column(DIGEST[0]).to_numpy(), table.column(DIGEST[1]).to_numpy()])
+        if not index.is_unique:  # one batch's kept rows are distinct records: this file was not written by us
+            log.warning("source %s: the mapped rows of batch %s repeat a record; mapping the batch whole",
+                        self.source_system, batch)
+            return
+        self._previous, self._index = table, index
 
     def map(self, records: list[dict[str, Any]], digests: np.ndarray,
             map_records: Callable[[list[dict[str, Any]]], pd.DataFrame]) -> pd.DataFrame:

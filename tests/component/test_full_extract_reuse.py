@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select, update
@@ -134,11 +135,17 @@ def test_nothing_is_reused_once_the_mapping_changes(project: Path, mci_db: str, 
     assert any(n.isupper() for n in names), "the changed mapping leaves upper-case surnames as sent"
 
 
-def test_kept_rows_that_cannot_be_read_are_passed_over_with_a_warning(
-        project: Path, mci_db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("fault, says", [("truncated", "could not be read"), ("a row twice", "repeat a record")])
+def test_kept_rows_that_cannot_be_used_are_passed_over_with_a_warning(
+        project: Path, mci_db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        fault: str, says: str) -> None:
     one, _ = _land_both(project, "full")
     (kept,) = (project / "var" / "landing" / "revenues").glob("*/checked/mapped.parquet")
-    kept.write_bytes(kept.read_bytes()[: kept.stat().st_size // 2])  # a truncated file
+    if fault == "truncated":
+        kept.write_bytes(kept.read_bytes()[: kept.stat().st_size // 2])
+    else:
+        table = pq.read_table(kept)
+        pq.write_table(pa.concat_tables([table, table.slice(3, 1)]), kept)  # same stamp, one record twice
 
     with caplog.at_level(logging.WARNING, logger="joinedup.mapping.reuse"):
         reused = _check_night_two(project, monkeypatch, "full", "check-reused")
@@ -146,7 +153,7 @@ def test_kept_rows_that_cannot_be_read_are_passed_over_with_a_warning(
     assert reused["result"]["rows_reused"] == 0
     _assert_same_check(reused, whole)
     (warning,) = [r for r in caplog.records if r.name == "joinedup.mapping.reuse"]
-    assert "could not be read" in warning.getMessage() and NIGHTS[0] in warning.getMessage()
+    assert says in warning.getMessage() and NIGHTS[0] in warning.getMessage()
     for value in (one[0]["last_name"], one[0]["customer_ref"], one[0]["dob"]):
         assert value not in warning.getMessage()
 
