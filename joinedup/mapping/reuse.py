@@ -77,7 +77,9 @@ def fingerprint(spec: MappingSpec, source_system: str) -> str:
 
 def _previous(folder: Path) -> Path | None:
     """The newest mapped-rows file of the source's other batches (``folder`` is this batch's
-    ``checked`` folder: ``landing/<source>/<run>/checked``)."""
+    ``checked`` folder: ``landing/<source>/<run>/checked``). Newest by the file's time: an
+    older batch's file rewritten by an erasure is then taken, which only means fewer rows
+    reused (a row is found by the digest of its raw record, whichever batch held it)."""
     found = [p for p in folder.parent.parent.glob(f"*/checked/{MAPPED}") if p.parent != folder]
     return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
 
@@ -150,7 +152,7 @@ class FullExtractMapping:
         return frame
 
     def _keep(self, frame: pd.DataFrame, digests: np.ndarray) -> None:
-        if list(frame.columns) != self.columns:  # not what map_records gives: keep nothing for next time
+        if list(frame.columns) != self.columns:  # a bug, not bad input: map_records gives these columns
             raise ValueError(f"mapped columns {list(frame.columns)} are not the canonical columns")
         table = pa.Table.from_pandas(frame, schema=pa.schema(list(self._schema)[2:]), preserve_index=False)
         table = table.add_column(0, DIGEST[1], pa.array(np.ascontiguousarray(digests["b"]), pa.uint64()))
