@@ -25,7 +25,7 @@ def list_sources() -> None:
             broken += 1
             typer.echo(f"  {path.stem:<14} INVALID: {exc.problems[0]}" + (f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""))
             continue
-        flags = " special-category" if c.special_category else ""
+        flags = (" full-extract" if c.extract == "full" else "") + (" special-category" if c.special_category else "")
         typer.echo(f"  {c.name:<14} {c.kind:<12} connection={c.connection_id or '-':<16} schedule={c.schedule or '-'}{flags}")
     if not paths:
         typer.echo("  (none: joinedup adapter new NAME --kind KIND)")

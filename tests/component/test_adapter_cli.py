@@ -29,6 +29,8 @@ def test_list_shows_every_source_and_kind(project: Path) -> None:
     for name in ("housing", "socialcare", "hr", "revenues"):
         assert f"  {name}" in result.output
     assert "special-category" in result.output and "fixed_width" in result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.startswith("  ")}
+    assert [n for n, line in lines.items() if "full-extract" in line] == ["hr", "socialcare"]  # sorted by file
 
 
 def test_list_fails_on_an_invalid_source_and_says_where(project: Path) -> None:
