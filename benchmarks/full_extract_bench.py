@@ -10,7 +10,7 @@ run ``--trials`` times each way, alternating which goes first, each in a fresh p
 the pipeline and GX imported before the clock starts (the import is the same both ways):
 ``full`` (rows of records night 0 held read back) and ``changes`` (every record mapped). Both
 must leave the same hand-over rows and failures (checked). The figures are the check step's
-seconds, its rows and how many were reused.
+seconds, its process's peak memory, its rows and how many were reused.
 
 Run:  .venv/bin/python benchmarks/full_extract_bench.py --residents 100000 --trials 3
       .venv/bin/python -m benchmarks full_extract -- --residents 1000000
@@ -21,6 +21,7 @@ import argparse
 import csv
 import hashlib
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -86,7 +87,8 @@ def child(action: str, system: str, run_id: str, result: Path) -> None:
     started = time.perf_counter()
     figures = pipeline.check(system, run_id)
     seconds = time.perf_counter() - started
-    result.write_text(json.dumps({"seconds": seconds, "rows_in": figures["rows_in"],
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's high-water mark (KiB on Linux)
+    result.write_text(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "rows_in": figures["rows_in"],
                                   "rows_reused": figures["rows_reused"]}), encoding="utf-8")
 
 
@@ -137,6 +139,7 @@ def measure(residents: int, seed: int, history: str, trials: int, work: Path, sa
             if night == 0:
                 step("check", NIGHT_RUNS[0])
         seconds: dict[str, list[float]] = {m: [] for m in MODES}
+        peaks: dict[str, list[float]] = {m: [] for m in MODES}
         seen: dict[str, Any] = {}
         for trial in range(trials):
             for mode in (MODES if trial % 2 == 0 else MODES[::-1]):
@@ -144,11 +147,12 @@ def measure(residents: int, seed: int, history: str, trials: int, work: Path, sa
                 folder = _night_one_again(home, system)
                 got = step("check", f"check-{mode}-{trial}")
                 seconds[mode].append(got["seconds"])
+                peaks[mode].append(got["peak_mb"])
                 seen[mode] = {"rows_in": got["rows_in"], "rows_reused": got["rows_reused"], "outputs": _outputs(folder)}
-                say(f"{system} trial {trial + 1} {mode:<7} check {got['seconds']:.2f} s, "
+                say(f"{system} trial {trial + 1} {mode:<7} check {got['seconds']:.2f} s, peak {got['peak_mb']:,.0f} MB, "
                     f"{got['rows_reused']:,} of {got['rows_in']:,} rows reused")
         results[system] = {"rows_in": seen["full"]["rows_in"], "rows_reused": seen["full"]["rows_reused"],
-                           "seconds": seconds, "same_outputs": seen["full"]["outputs"] == seen["changes"]["outputs"]}
+                           "seconds": seconds, "peak_mb": peaks, "same_outputs": seen["full"]["outputs"] == seen["changes"]["outputs"]}
         shutil.rmtree(home)
     return results
 
@@ -173,11 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(args.residents, args.seed, args.history, args.trials, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("| system | rows in night 1 | rows reused | check, reused (median s) | check, mapped whole (median s) | saved | same hand-over |")
-    print("|---|---|---|---|---|---|---|")
+    print("| system | rows in night 1 | rows reused | check, reused (median s) | check, mapped whole (median s) | saved "
+          "| peak MB, reused / whole | same hand-over |")
+    print("|---|---|---|---|---|---|---|---|")
     for system, r in results.items():
         full, whole = statistics.median(r["seconds"]["full"]), statistics.median(r["seconds"]["changes"])
         print(f"| {system} | {r['rows_in']:,} | {r['rows_reused']:,} | {full:.2f} | {whole:.2f} | {whole - full:.2f} s | "
+              f"{max(r['peak_mb']['full']):,.0f} / {max(r['peak_mb']['changes']):,.0f} | "
               f"{'yes' if r['same_outputs'] else 'NO'} |")
     return 0 if all(r["same_outputs"] for r in results.values()) else 1
 

@@ -19,9 +19,11 @@ def test_both_ways_check_the_same_night_and_only_one_reuses(tmp_path: Path, monk
     out = capsys.readouterr().out
     assert list(work.iterdir()) == []  # the projects are removed
     for system in full_extract_bench.SYSTEMS:
-        trials = dict(re.findall(rf"^{system} trial 1 (\w+) +check [\d.]+ s, ([\d,]+) of [\d,]+ rows reused$", out, re.M))
+        trials = dict(re.findall(rf"^{system} trial 1 (\w+) +check [\d.]+ s, peak [\d,]+ MB, ([\d,]+) of [\d,]+ rows reused$",
+                                 out, re.M))
         assert trials.keys() == {"full", "changes"} and trials["changes"] == "0", out
-        row = re.search(rf"^\| {system} \| ([\d,]+) \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| -?[\d.]+ s \| yes \|$", out, re.M)
+        row = re.search(rf"^\| {system} \| ([\d,]+) \| ([\d,]+) \| [\d.]+ \| [\d.]+ \| -?[\d.]+ s \| [\d,]+ / [\d,]+ \| yes \|$",
+                        out, re.M)
         assert row, out
         rows_in, reused = (int(v.replace(",", "")) for v in row.groups())
         assert 0 < reused < rows_in and trials["full"] == row.group(2)  # night 1 repeats most of night 0, not all
