@@ -275,11 +275,11 @@ class _Survey:
     keep: np.ndarray
     columns: list[str]
     duplicated: np.ndarray | None
-    digests: np.ndarray  # per kept row, its landed line's digest (``mapping.reuse.digests_of``)
+    digests: np.ndarray | None  # per kept row, its landed line's digest, when asked for (a full extract's reuse)
 
 
 def _survey(manifest: Manifest, spec, source_name: str, whole_key_check: bool,  # noqa: ANN001
-            size: int = 0) -> _Survey:
+            size: int = 0, keep_digests: bool = False) -> _Survey:
     """One pass over the landed pages holding 16 bytes per row (a digest of the raw record)
     and the raw source key; the source key is mapped as the full mapping maps it."""
     digests = bytearray()
@@ -298,7 +298,7 @@ def _survey(manifest: Manifest, spec, source_name: str, whole_key_check: bool,  
     if len(hashes):
         _, first = np.unique(hashes, return_index=True)  # first occurrence of each distinct record
         keep[first] = True
-    kept = hashes[keep]
+    kept = hashes[keep] if keep_digests else None  # 16 bytes a row, held through the check: only when used
     del digests, hashes
     duplicated = None
     if whole_key_check:
@@ -361,7 +361,8 @@ def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, A
     manifest = Manifest.from_json(json.loads(Path(batch.manifest_path).read_text(encoding="utf-8")))
     suite = source_suite(config)
     by_chunk = chunkable(config.name, suite)
-    survey = _survey(manifest, spec, config.name, by_chunk, CHECK_CHUNK_ROWS)
+    full_extract = config.extract == "full"
+    survey = _survey(manifest, spec, config.name, by_chunk, CHECK_CHUNK_ROWS, keep_digests=full_extract)
     drift = detect_drift(set(survey.columns), spec)
     if drift.missing:
         where = spec.path or "mapping"
@@ -376,7 +377,7 @@ def _check_batch(batch: LandingBatch, config: SourceConfig, spec) -> dict[str, A
     filled: dict[str, int] = {}
     offset = 0
     canonical_empty: pd.DataFrame | None = None
-    full = FullExtractMapping(out, spec, config.name) if config.extract == "full" else None
+    full = FullExtractMapping(out, spec, config.name) if full_extract else None
 
     def mapped(records: list[dict[str, Any]]) -> pd.DataFrame:
         return map_records(records, spec, config.name, columns=survey.columns)

@@ -154,13 +154,12 @@ class FullExtractMapping:
     def _keep(self, frame: pd.DataFrame, digests: np.ndarray) -> None:
         if list(frame.columns) != self.columns:  # a bug, not bad input: map_records gives these columns
             raise ValueError(f"mapped columns {list(frame.columns)} are not the canonical columns")
-        table = pa.Table.from_pandas(frame, schema=pa.schema(list(self._schema)[2:]), preserve_index=False)
-        table = table.add_column(0, DIGEST[1], pa.array(np.ascontiguousarray(digests["b"]), pa.uint64()))
-        table = table.add_column(0, DIGEST[0], pa.array(np.ascontiguousarray(digests["a"]), pa.uint64()))
+        columns = [pa.array(np.ascontiguousarray(digests[half]), pa.uint64()) for half in ("a", "b")]
+        columns += [pa.array(frame[name].to_numpy(dtype=object), pa.string(), from_pandas=True) for name in self.columns]
         if self._writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self._tmp, self._schema)
-        self._writer.write_table(table.replace_schema_metadata(self._schema.metadata))
+        self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
 
     def finish(self) -> None:
         """Put this batch's mapped rows in place for the source's next batch."""
