@@ -364,6 +364,67 @@ def test_namesakes_sharing_an_email_made_of_their_name_score_low(
     assert other.loc["email", "match_weight"] > name_made.loc["email", "match_weight"] + 4
 
 
+def test_a_mobile_shared_by_records_living_apart_is_strong_evidence_a_shared_home_is_not(
+    model: TrainedModel, features: pd.DataFrame
+) -> None:
+    """A woman who married and moved keeps her mobile: her two records differ in surname and
+    address, agree on first name, birth date and mobile, and link (the shared mobile at
+    different addresses is +8 bits). At one home the same shared mobile is the household's
+    (+3, as a landline): a mother and daughter who give one mobile stay far apart, and so do
+    a mother in a care home and the daughter whose mobile is her contact number. A landline
+    shared at different addresses gets no more than at one."""
+    cases = pd.DataFrame([
+        # one woman: maiden name at her parents' flat, married name at her own home
+        feature_row(300_001, "Bethan", "Pryce", "1990-05-17", sex="F", postcode="NP20 4AB",
+                    address_key="5 DOCK STREET", uprn="40001", phone="07712345678"),
+        feature_row(300_002, "Bethan", "Morgan", "1990-05-17", sex="F", postcode="NP44 2CD",
+                    address_key="31 LAKE ROAD", uprn="40002", phone="07712345678",
+                    source_system="revenues"),
+        # mother and daughter at one home, one mobile between them
+        feature_row(300_003, "Carys", "Lloyd", "1962-09-03", sex="F", postcode="NP19 8EF",
+                    address_key="12 CHURCH LANE", uprn="40003", phone="07898765432"),
+        feature_row(300_004, "Ffion", "Lloyd", "1993-01-28", sex="F", postcode="NP19 8EF",
+                    address_key="12 CHURCH LANE", uprn="40003", phone="07898765432",
+                    source_system="revenues"),
+        # a mother in a care home whose contact number is her daughter's mobile
+        feature_row(300_005, "Glenys", "Lloyd", "1938-11-12", sex="F", postcode="NP18 1GH",
+                    address_key="THE LAURELS CARE HOME", uprn="40005", phone="07898765432",
+                    source_system="socialcare"),
+        # one person's landline on records at different addresses
+        feature_row(300_006, "Bethan", "Pryce", "1990-05-17", sex="F", postcode="NP20 4AB",
+                    address_key="5 DOCK STREET", uprn="40001", phone="01633123456"),
+        feature_row(300_007, "Bethan", "Morgan", "1990-05-17", sex="F", postcode="NP44 2CD",
+                    address_key="31 LAKE ROAD", uprn="40002", phone="01633123456",
+                    source_system="revenues"),
+    ])
+    pairs = [(300_001, 300_002), (300_003, 300_004), (300_004, 300_005), (300_006, 300_007)]
+    scored = score_pairs_with_report(
+        model, pd.concat([features, cases], ignore_index=True), threshold_weight=None,
+        explicit_pairs=pairs,
+    ).pairs
+    thresholds = MatchThresholds()
+    moved = _pair(scored, 300_001, 300_002)
+    moved_phone = explain_pair(model, moved).set_index("field").loc["phone"]
+    assert moved_phone.level == "Same mobile number, living apart"
+    assert moved_phone.match_weight == pytest.approx(8.0)
+    assert moved.match_weight >= thresholds.link_weight
+
+    at_home = _pair(scored, 300_003, 300_004)
+    home_phone = explain_pair(model, at_home).set_index("field").loc["phone"]
+    assert home_phone.level == "Exact match on phone_std"
+    assert home_phone.match_weight == pytest.approx(3.0)
+    assert at_home.match_weight < thresholds.review_weight
+
+    contact = _pair(scored, 300_004, 300_005)
+    assert explain_pair(model, contact).set_index("field").loc["phone", "level"] == "Same mobile number, living apart"
+    assert contact.match_weight < thresholds.review_weight
+
+    landline = _pair(scored, 300_006, 300_007)
+    landline_phone = explain_pair(model, landline).set_index("field").loc["phone"]
+    assert landline_phone.level == "Exact match on phone_std"
+    assert landline.match_weight == pytest.approx(moved.match_weight - 5.0, abs=1e-6)
+
+
 def test_household_parameters_are_fixed_not_learnt(model: TrainedModel) -> None:
     comparisons = {c["output_column_name"]: c for c in model.splink_settings["comparisons"]}
     for name in model_settings.FIXED_COMPARISONS:
