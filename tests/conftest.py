@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -29,6 +30,13 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("joinedup", suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.load_profile("joinedup")
+
+def free_port() -> int:
+    """A loopback port free now (bound and released), for a test's own server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 _probe: dict[str, str | None] = {}

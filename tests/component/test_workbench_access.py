@@ -3,7 +3,6 @@ trusted reverse proxy's header, and which client address the workbench believes.
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -15,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.component.test_workbench_routes import PASSWORD, token_of
+from tests.conftest import free_port
 
 PROXY, ELSEWHERE = "10.9.0.1", "10.9.0.2"
 LIMITS = dict(max_failures=3, max_failures_per_address=5, window=timedelta(minutes=15))
@@ -230,16 +230,10 @@ def test_the_client_address_comes_from_a_trusted_proxy_only(users: str) -> None:
 
 
 # -- the same, through a real server on loopback --------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(app):  # noqa: ANN001, ANN201
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), proxy_headers=False,
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), proxy_headers=False,
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

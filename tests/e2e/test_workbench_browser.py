@@ -11,7 +11,6 @@ JOINEDUP_SCREENSHOTS=docs/screenshots is set, so an ordinary test run leaves the
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.component.test_workbench_setup import SECRET_VALUES, build_index, records_by_key
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
@@ -44,12 +43,6 @@ def _need_browser() -> None:
             pytest.fail(message)
         print(f"SKIPPED: {message}")
         pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -75,7 +68,7 @@ def server(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str
         add_user(session, "vic", PASSWORD, "viewer")
         session.commit()
         keys = {k: (r.id, r.master_id) for k, r in records_by_key(session).items()}
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -5,22 +5,17 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.conftest import free_port
 
 
 def postgres_bin() -> Path | None:
     """The newest /usr/lib/postgresql/<version>/bin with initdb and pg_ctl, if installed."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PrivatePostgres:
@@ -30,7 +25,7 @@ class PrivatePostgres:
         self.bin = bin_dir
         self.dir = Path(tempfile.mkdtemp(prefix="joinedup-pg-"))
         self.data, self.log = self.dir / "data", self.dir / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
