@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 settings.register_profile("joinedup", suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.load_profile("joinedup")
 
+
 def free_port() -> int:
     """A loopback port free now (bound and released), for a test's own server."""
     with socket.socket() as sock:
