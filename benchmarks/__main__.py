@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "index_store": ("index_store_bench.py", ["--residents", "10000"]),
     "index_nights": ("index_nights_bench.py", ["--residents", "10000"]),
     "full_extract": ("full_extract_bench.py", ["--residents", "10000"]),
+    "phone_confound": ("phone_confound_bench.py", ["--canonical", "var/bench/build-10000/canonical"]),
 }
 
 

@@ -374,16 +374,20 @@ def _phone() -> cl.CustomComparison:
     address a shared number says "same household" (+3 bits, never enough to link). A mobile
     number is a person's own, and kept when they move (number portability); two records at
     different addresses that share one are not explained by living together, so that level
-    is worth +8 bits. Measured on the synthetic council at 100,000 residents with record
-    history: 2,828 of the 6,969 pairs left to stewards shared a mobile at different
-    addresses, and every one of the 2,818 the council's truth knows was one person (people
-    who moved, often under a married surname, keeping their mobile). The synthetic council
-    gives each adult one number for life and never shares one, so it cannot show the cost:
-    the weight is a judgement, chosen well below what a mobile's rarity among random pairs
-    would give (tens of bits), because a relative's mobile given as a contact is a real
-    confound; with +8 alone, a different first name (-6.5) or birth date (-8) still keeps
-    two people apart. The household trap is unchanged: at one property or postcode a
-    shared mobile counts +3, as a landline does.
+    is worth +8 bits, where both records carry a date of birth. Without one (council tax
+    keeps none) a namesake father and son who share a mobile would link on their names and
+    the mobile alone, so there a shared mobile counts +3 as before.
+
+    Measured on the synthetic council at 100,000 residents with record history: 2,828 of
+    the 6,969 pairs left to stewards shared a mobile at different addresses, 1,727 of them
+    with both birth dates, and every one of the 2,818 the council's truth knows was one
+    person (people who moved, often under a married surname, keeping their mobile). The
+    synthetic council gives each adult one number for life and never shares one, so it
+    cannot show the cost: the weight is a judgement, chosen well below what a mobile's
+    rarity among random pairs would give (tens of bits), because a relative's mobile given
+    as a contact is a real confound; with +8, a different first name (-6.5) or birth date
+    (-8) still keeps two people apart. The household trap is unchanged: at one property or
+    postcode a shared mobile counts +3, as a landline does.
     """
     apart = (
         f"regexp_matches(phone_std_l, '^{UK_MOBILE_PATTERN}$') "
@@ -393,7 +397,11 @@ def _phone() -> cl.CustomComparison:
         "AND postcode_l <> postcode_r "
         "AND postcode_l NOT LIKE 'ZZ99%' AND postcode_r NOT LIKE 'ZZ99%' "
         "AND NOT coalesce(uprn_l = uprn_r, false) "
-        "AND NOT coalesce(address_key_l = address_key_r, false)"
+        "AND NOT coalesce(address_key_l = address_key_r, false) "
+        # and both born on record: a namesake father and son who share one mobile are then
+        # told apart by their birth dates; without them the names and the mobile alone
+        # would link them, so there a shared mobile counts as any shared number
+        "AND dob_l IS NOT NULL AND dob_r IS NOT NULL"
     )
     mobile_apart_m, mobile_apart_bits = 0.40, 8.0
     same_m, same_bits = 0.15, 3.0
@@ -408,7 +416,7 @@ def _phone() -> cl.CustomComparison:
             _fixed_weight(
                 cll.CustomLevel(
                     f"phone_std_l = phone_std_r AND {apart}",
-                    label_for_charts="Same mobile number, living apart",
+                    label_for_charts="Same mobile number, living apart (both born on record)",
                 ),
                 m=mobile_apart_m,
                 bits=mobile_apart_bits,

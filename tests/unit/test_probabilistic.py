@@ -369,10 +369,11 @@ def test_a_mobile_shared_by_records_living_apart_is_strong_evidence_a_shared_hom
 ) -> None:
     """A woman who married and moved keeps her mobile: her two records differ in surname and
     address, agree on first name, birth date and mobile, and link (the shared mobile at
-    different addresses is +8 bits). At one home the same shared mobile is the household's
-    (+3, as a landline): a mother and daughter who give one mobile stay far apart, and so do
-    a mother in a care home and the daughter whose mobile is her contact number. A landline
-    shared at different addresses gets no more than at one."""
+    different addresses, both born on record, is +8 bits). At one home the same shared mobile
+    is the household's (+3, as a landline): a mother and daughter who give one mobile stay
+    far apart, and so do a mother in a care home and the daughter whose mobile is her contact
+    number. A landline shared at different addresses gets no more than at one, and nor does a
+    mobile shared by namesakes with no birth date on record (a father and son)."""
     cases = pd.DataFrame([
         # one woman: maiden name at her parents' flat, married name at her own home
         feature_row(300_001, "Bethan", "Pryce", "1990-05-17", sex="F", postcode="NP20 4AB",
@@ -396,8 +397,17 @@ def test_a_mobile_shared_by_records_living_apart_is_strong_evidence_a_shared_hom
         feature_row(300_007, "Bethan", "Morgan", "1990-05-17", sex="F", postcode="NP44 2CD",
                     address_key="31 LAKE ROAD", uprn="40002", phone="01633123456",
                     source_system="revenues"),
+        # a namesake father and son on council tax (no birth dates), the son moved round the
+        # corner, one mobile between them
+        feature_row(300_008, "Gareth", "Pugh", None, sex="M", postcode="NP20 5JK",
+                    address_key="8 FIELD ROAD", uprn="40008", phone="07555123123",
+                    source_system="revenues"),
+        feature_row(300_009, "Gareth", "Pugh", None, sex="M", postcode="NP20 6LM",
+                    address_key="2 MILL STREET", uprn="40009", phone="07555123123",
+                    source_system="revenues"),
     ])
-    pairs = [(300_001, 300_002), (300_003, 300_004), (300_004, 300_005), (300_006, 300_007)]
+    pairs = [(300_001, 300_002), (300_003, 300_004), (300_004, 300_005), (300_006, 300_007),
+             (300_008, 300_009)]
     scored = score_pairs_with_report(
         model, pd.concat([features, cases], ignore_index=True), threshold_weight=None,
         explicit_pairs=pairs,
@@ -405,7 +415,7 @@ def test_a_mobile_shared_by_records_living_apart_is_strong_evidence_a_shared_hom
     thresholds = MatchThresholds()
     moved = _pair(scored, 300_001, 300_002)
     moved_phone = explain_pair(model, moved).set_index("field").loc["phone"]
-    assert moved_phone.level == "Same mobile number, living apart"
+    assert moved_phone.level == "Same mobile number, living apart (both born on record)"
     assert moved_phone.match_weight == pytest.approx(8.0)
     assert moved.match_weight >= thresholds.link_weight
 
@@ -416,13 +426,18 @@ def test_a_mobile_shared_by_records_living_apart_is_strong_evidence_a_shared_hom
     assert at_home.match_weight < thresholds.review_weight
 
     contact = _pair(scored, 300_004, 300_005)
-    assert explain_pair(model, contact).set_index("field").loc["phone", "level"] == "Same mobile number, living apart"
+    assert explain_pair(model, contact).set_index("field").loc["phone", "level"] == "Same mobile number, living apart (both born on record)"
     assert contact.match_weight < thresholds.review_weight
 
     landline = _pair(scored, 300_006, 300_007)
     landline_phone = explain_pair(model, landline).set_index("field").loc["phone"]
     assert landline_phone.level == "Exact match on phone_std"
     assert landline.match_weight == pytest.approx(moved.match_weight - 5.0, abs=1e-6)
+
+    namesakes = _pair(scored, 300_008, 300_009)
+    namesake_phone = explain_pair(model, namesakes).set_index("field").loc["phone"]
+    assert namesake_phone.level == "Exact match on phone_std"  # no birth dates: any shared number
+    assert namesake_phone.match_weight == pytest.approx(3.0)
 
 
 def test_household_parameters_are_fixed_not_learnt(model: TrainedModel) -> None:
