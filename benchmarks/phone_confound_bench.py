@@ -4,7 +4,8 @@ Match model 1.5 counts a mobile number shared by records living apart +8 bits
 (``joinedup.mci.model_settings._phone``). The synthetic council gives every adult one number
 for life and never shares one, so on its own it cannot show what that level costs. This
 benchmark plants the confound a real council has: on a share of the records of people aged 70
-or more (default 20% of social care's, 5% of the other systems'), the phone becomes the mobile
+or more (default 20% of social care's, 5% of the other systems'; a record whose birth date is
+missing or a placeholder counts, its age being unknown), the phone becomes the mobile
 of a relative living elsewhere: a record of another person with the same family name at
 another postcode (a namesake, same first name too, when there is one: a father and son, the
 pair most like one person), or failing one, of any other person with a mobile at another
@@ -54,6 +55,8 @@ def plant(folder: Path, out: Path, *, share_socialcare: float, share_other: floa
     """Copy the canonical CSVs of ``folder`` to ``out`` with relatives' mobiles planted (see the
     module doc). Returns the planted pairs: ((source, key) of the older person's record,
     (source, key) of the record whose mobile it now carries)."""
+    from joinedup.mci.standardise import dob_parts
+
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     truth = pd.read_csv(folder / "truth.csv", dtype=str)
@@ -79,7 +82,8 @@ def plant(folder: Path, out: Path, *, share_socialcare: float, share_other: floa
                                                                     frame.family_name, frame.postcode,
                                                                     frame.date_of_birth)):
             who = person.get((source, key))
-            if not who or not dob or dob > cutoff or rng.random() >= share:
+            known_dob = dob_parts(dob)[0] if dob else None
+            if not who or (known_dob is not None and known_dob > cutoff) or rng.random() >= share:
                 continue
             kin = [h for h in (holders[j] for j in by_family.get(family.upper(), ()))
                    if h[1] != who and h[2] != postcode]
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(folder, work, share_socialcare=args.share_socialcare, share_other=args.share_other,
                       as_of=args.as_of, seed=args.seed)
     print(f"planted: {figures['planted_pairs']:,} older people's records carry a relative's mobile "
-          f"(social care {args.share_socialcare:.0%}, others {args.share_other:.0%}, aged {OLDER_AGE}+)")
+          f"(social care {args.share_socialcare:.0%}, others {args.share_other:.0%}, aged {OLDER_AGE}+ or "
+          "age unknown)")
     print("| data | precision | recall | F1 | false merges | planted pairs scored | planted pairs merged "
           "| twins merged |")
     print("|---|---|---|---|---|---|---|---|")
