@@ -39,6 +39,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def write_canonical_council(folder: Path, residents: int, seed: int) -> Path:
+    """Canonical CSVs of a synthetic council (production mappings) with its truth, in ``folder``."""
+    from benchmarks.mci_bench import write_canonical_csvs
+    from joinedup.demo import _write_truth
+    from joinedup.simulators.council import build_council
+
+    council = build_council(residents, seed=seed)
+    write_canonical_csvs(council, folder)
+    _write_truth(council, folder)
+    return folder
+
+
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 _probe: dict[str, str | None] = {}
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import peers_bench, threshold_bench
+from tests.conftest import write_canonical_council
 
 
 def test_clusters_from_pairs_are_connected_components() -> None:
@@ -37,15 +38,7 @@ def test_threshold_curve_counts_links_at_or_above_each_weight() -> None:
 @pytest.fixture(scope="module")
 def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Canonical CSVs of a 300-resident council (production mappings) with its truth."""
-    from benchmarks.mci_bench import write_canonical_csvs
-    from joinedup.demo import _write_truth
-    from joinedup.simulators.council import build_council
-
-    folder = tmp_path_factory.mktemp("canonical")
-    council = build_council(300, seed=5)
-    write_canonical_csvs(council, folder)
-    _write_truth(council, folder)
-    return folder
+    return write_canonical_council(tmp_path_factory.mktemp("canonical"), 300, seed=5)
 
 
 def test_the_three_contenders_run_on_the_same_csvs_and_are_scored(canonical: Path, tmp_path: Path) -> None:

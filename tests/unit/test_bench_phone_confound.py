@@ -11,19 +11,12 @@ import pytest
 
 from benchmarks import phone_confound_bench as bench
 from joinedup.mci.standardise import dob_parts
+from tests.conftest import write_canonical_council
 
 
 @pytest.fixture(scope="module")
 def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from benchmarks.mci_bench import write_canonical_csvs
-    from joinedup.demo import _write_truth
-    from joinedup.simulators.council import build_council
-
-    folder = tmp_path_factory.mktemp("canonical")
-    council = build_council(1500, seed=5)
-    write_canonical_csvs(council, folder)
-    _write_truth(council, folder)
-    return folder
+    return write_canonical_council(tmp_path_factory.mktemp("canonical"), 1500, seed=5)
 
 
 def _read(folder: Path) -> dict[tuple[str, str], dict]:

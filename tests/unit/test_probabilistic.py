@@ -374,13 +374,17 @@ def test_a_mobile_shared_by_records_living_apart_is_strong_evidence_a_shared_hom
     far apart, and so do a mother in a care home and the daughter whose mobile is her contact
     number. A landline shared at different addresses gets no more than at one, and nor does a
     mobile shared by namesakes with no birth date on record (a father and son)."""
+    def moved_woman(first_id: int, phone: str) -> list[dict[str, Any]]:
+        """One woman: maiden name at her parents' flat, married name at her own home."""
+        return [
+            feature_row(first_id, "Bethan", "Pryce", "1990-05-17", sex="F", postcode="NP20 4AB",
+                        address_key="5 DOCK STREET", uprn="40001", phone=phone),
+            feature_row(first_id + 1, "Bethan", "Morgan", "1990-05-17", sex="F", postcode="NP44 2CD",
+                        address_key="31 LAKE ROAD", uprn="40002", phone=phone, source_system="revenues"),
+        ]
+
     cases = pd.DataFrame([
-        # one woman: maiden name at her parents' flat, married name at her own home
-        feature_row(300_001, "Bethan", "Pryce", "1990-05-17", sex="F", postcode="NP20 4AB",
-                    address_key="5 DOCK STREET", uprn="40001", phone="07712345678"),
-        feature_row(300_002, "Bethan", "Morgan", "1990-05-17", sex="F", postcode="NP44 2CD",
-                    address_key="31 LAKE ROAD", uprn="40002", phone="07712345678",
-                    source_system="revenues"),
+        *moved_woman(300_001, "07712345678"),
         # mother and daughter at one home, one mobile between them
         feature_row(300_003, "Carys", "Lloyd", "1962-09-03", sex="F", postcode="NP19 8EF",
                     address_key="12 CHURCH LANE", uprn="40003", phone="07898765432"),
@@ -391,12 +395,8 @@ def test_a_mobile_shared_by_records_living_apart_is_strong_evidence_a_shared_hom
         feature_row(300_005, "Glenys", "Lloyd", "1938-11-12", sex="F", postcode="NP18 1GH",
                     address_key="THE LAURELS CARE HOME", uprn="40005", phone="07898765432",
                     source_system="socialcare"),
-        # one person's landline on records at different addresses
-        feature_row(300_006, "Bethan", "Pryce", "1990-05-17", sex="F", postcode="NP20 4AB",
-                    address_key="5 DOCK STREET", uprn="40001", phone="01633123456"),
-        feature_row(300_007, "Bethan", "Morgan", "1990-05-17", sex="F", postcode="NP44 2CD",
-                    address_key="31 LAKE ROAD", uprn="40002", phone="01633123456",
-                    source_system="revenues"),
+        # the same woman's landline on records at different addresses
+        *moved_woman(300_006, "01633123456"),
         # a namesake father and son on council tax (no birth dates), the son moved round the
         # corner, one mobile between them
         feature_row(300_008, "Gareth", "Pugh", None, sex="M", postcode="NP20 5JK",
