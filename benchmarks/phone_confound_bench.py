@@ -38,16 +38,16 @@ if str(REPO) not in sys.path:
 from benchmarks.peers_bench import SYSTEMS, run_joinedup, score  # noqa: E402
 from benchmarks.support import machine_summary  # noqa: E402
 
-#: A UK mobile in national form (the model's ``UK_MOBILE_PATTERN``), after normalising.
-_MOBILE = re.compile(r"07[1-57-9][0-9]{8}")
 OLDER_AGE = 70
 
 
 def _mobile(value: str) -> str | None:
+    """The number in national form if it is a UK mobile (the match model's pattern), else None."""
     from joinedup.identifiers import normalise_phone
+    from joinedup.mci.model_settings import UK_MOBILE_PATTERN
 
     number = normalise_phone(value) if value else None
-    return number if number and _MOBILE.fullmatch(number) else None
+    return number if number and re.fullmatch(UK_MOBILE_PATTERN, number) else None
 
 
 def plant(folder: Path, out: Path, *, share_socialcare: float, share_other: float, as_of: date,
@@ -63,7 +63,8 @@ def plant(folder: Path, out: Path, *, share_socialcare: float, share_other: floa
     person = dict(zip(zip(truth.source_system, truth.source_key), truth.person_id))
     frames = {s: pd.read_csv(folder / f"{s}.csv", dtype=str, keep_default_na=False)
               for s in SYSTEMS if (folder / f"{s}.csv").exists()}
-    holders: list[tuple[str, str, str, str, tuple[str, str], str]] = []  # family, person, postcode, mobile, (source, key), given
+    # (family name, person, postcode, mobile, (source, key), given name) of every mobile on file
+    holders: list[tuple[str, str, str, str, tuple[str, str], str]] = []
     by_family: dict[str, list[int]] = {}
     for source, frame in frames.items():
         for key, given, family, postcode, phone in zip(frame.source_key, frame.given_name, frame.family_name,
@@ -90,9 +91,13 @@ def plant(folder: Path, out: Path, *, share_socialcare: float, share_other: floa
             # a namesake relative (a father and son) first: the pair most like one person
             namesakes = [h for h in kin if h[5] == given.upper()]
             elsewhere = namesakes or kin
-            while not elsewhere:  # no relative of that name on file: a carer's or neighbour's mobile
+            for _ in range(100):  # no relative of that name on file: a carer's or neighbour's mobile
+                if elsewhere or not holders:
+                    break
                 h = holders[rng.randrange(len(holders))]
                 elsewhere = [h] if h[1] != who and h[2] != postcode else []
+            if not elsewhere:
+                continue
             relative = rng.choice(elsewhere)
             phones[i] = relative[3]
             planted.append(((source, key), relative[4]))
