@@ -27,7 +27,7 @@ import shutil
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -41,12 +41,22 @@ from benchmarks.support import machine_summary  # noqa: E402
 OLDER_AGE = 70
 
 
-def _mobile(value: str) -> str | None:
-    """The number in national form if it is a UK mobile (the match model's pattern), else None."""
-    from joinedup.identifiers import normalise_phone
-    from joinedup.mci.model_settings import UK_MOBILE_PATTERN
+class Holder(NamedTuple):
+    """A record with a mobile, that an older person's record may be given as a relative's."""
+    person: str
+    postcode: str
+    mobile: str
+    record: tuple[str, str]  # (source, key)
+    given: str
 
-    number = normalise_phone(value) if value else None
+
+def _mobile(value: str) -> str | None:
+    """The number as the matcher standardises it (``standardise.phone_std``) if it is a UK
+    mobile (the match model's pattern), else None."""
+    from joinedup.mci.model_settings import UK_MOBILE_PATTERN
+    from joinedup.mci.standardise import phone_std
+
+    number = phone_std(value) if value else None
     return number if number and re.fullmatch(UK_MOBILE_PATTERN, number) else None
 
 
@@ -63,17 +73,16 @@ def plant(folder: Path, out: Path, *, share_socialcare: float, share_other: floa
     person = dict(zip(zip(truth.source_system, truth.source_key), truth.person_id))
     frames = {s: pd.read_csv(folder / f"{s}.csv", dtype=str, keep_default_na=False)
               for s in SYSTEMS if (folder / f"{s}.csv").exists()}
-    # (family name, person, postcode, mobile, (source, key), given name) of every mobile on file
-    holders: list[tuple[str, str, str, str, tuple[str, str], str]] = []
-    by_family: dict[str, list[int]] = {}
+    holders: list[Holder] = []  # every record with a mobile
+    by_family: dict[str, list[Holder]] = {}
     for source, frame in frames.items():
         for key, given, family, postcode, phone in zip(frame.source_key, frame.given_name, frame.family_name,
                                                        frame.postcode, frame.phone):
             mobile = _mobile(phone)
             who = person.get((source, key))
             if mobile and who and postcode:
-                by_family.setdefault(family.upper(), []).append(len(holders))
-                holders.append((family.upper(), who, postcode, mobile, (source, key), given.upper()))
+                holders.append(Holder(who, postcode, mobile, (source, key), given.upper()))
+                by_family.setdefault(family.upper(), []).append(holders[-1])
     cutoff = f"{as_of.year - OLDER_AGE:04d}{as_of:-%m-%d}"
     planted = []
     for source, frame in frames.items():
@@ -86,21 +95,20 @@ def plant(folder: Path, out: Path, *, share_socialcare: float, share_other: floa
             known_dob = dob_parts(dob)[0] if dob else None
             if not who or (known_dob is not None and known_dob > cutoff) or rng.random() >= share:
                 continue
-            kin = [h for h in (holders[j] for j in by_family.get(family.upper(), ()))
-                   if h[1] != who and h[2] != postcode]
+            kin = [h for h in by_family.get(family.upper(), ()) if h.person != who and h.postcode != postcode]
             # a namesake relative (a father and son) first: the pair most like one person
-            namesakes = [h for h in kin if h[5] == given.upper()]
+            namesakes = [h for h in kin if h.given == given.upper()]
             elsewhere = namesakes or kin
             for _ in range(100):  # no relative of that name on file: a carer's or neighbour's mobile
                 if elsewhere or not holders:
                     break
                 h = holders[rng.randrange(len(holders))]
-                elsewhere = [h] if h[1] != who and h[2] != postcode else []
+                elsewhere = [h] if h.person != who and h.postcode != postcode else []
             if not elsewhere:
                 continue
             relative = rng.choice(elsewhere)
-            phones[i] = relative[3]
-            planted.append(((source, key), relative[4]))
+            phones[i] = relative.mobile
+            planted.append(((source, key), relative.record))
         frame["phone"] = phones
         frame.to_csv(out / f"{source}.csv", index=False)
     for name in ("truth.csv", "twins.csv"):
