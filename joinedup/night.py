@@ -167,7 +167,7 @@ def print_summary(outcome: NightOutcome, seconds: float | None = None) -> None:
     for name in outcome.sources:
         land, check, stage = (outcome.figures(f"{k}:{name}") for k in ("land", "check", "stage"))
         status = "FAILED" if name in outcome.failed_sources else "ok"
-        problems = check.get("problems") or []
+        problems = [*(check.get("problems") or []), *(stage.get("stage_problems") or [])]
         if problems:
             status += f" ({problems[0][:100]})"
         elif name in outcome.failed_sources:
@@ -181,6 +181,9 @@ def print_summary(outcome: NightOutcome, seconds: float | None = None) -> None:
     print(f"source records linked:   {stats['linked_records']} of {stats['source_records']}")
     print(f"links made tonight:      {merge.get('linked', '-')}")
     print(f"new persons tonight:     {merge.get('new_persons', '-')}")
+    gone = {name: outcome.figures(f"stage:{name}").get("gone_from_source") for name in outcome.sources}
+    if any(gone.values()):
+        print("gone from source tonight: " + ", ".join(f"{n} {c}" for n, c in gone.items() if c))
     print(f"pairs left for review:   {stats['review_pairs_open']}")
     print(f"rows in quarantine:      {stats['quarantine_open']}")
     if outcome.merge_failed:

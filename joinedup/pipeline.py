@@ -253,9 +253,11 @@ def _write_quality_pages(session: Session, source_name: str) -> None:
 
 
 def verdict(result: dict[str, Any]) -> dict[str, Any]:
-    """Fail loudly when a batch of the source was refused (after the good batches are staged)."""
-    if result.get("problems"):
-        raise QualityGateFailed(f"source {result['source']}: " + " | ".join(result["problems"]))
+    """Fail loudly when a batch of the source was refused, or its staging held something back
+    (after the good batches are staged)."""
+    problems = [*(result.get("problems") or []), *(result.get("stage_problems") or [])]
+    if problems:
+        raise QualityGateFailed(f"source {result['source']}: " + " | ".join(problems))
     return result
 
 
@@ -473,13 +475,20 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
     (``quarantine.supersede_redelivered``): one open set per record, its newest. A batch staged
     after a later one (a replayed old night) neither rolls back a record the later batch
     delivered (``kept_newer``, see joinedup.mci.staging) nor reopens its old failures for it
-    (``quarantine.supersede_outdated``)."""
+    (``quarantine.supersede_outdated``). A full extract's newest batch also flags the records
+    it no longer holds as gone from source (``joinedup.mci.gone``; when it lacks more than the
+    source's guard allows, none is flagged and the step's ``stage_problems`` say why: the
+    verdict then fails the source loudly, its delivered records staged)."""
+    from joinedup.mci.gone import mark_gone_from_source
     from joinedup.quality.quarantine import supersede_outdated, supersede_redelivered
 
     config = source_config(source_name)
     with run_lock(f"source:{source_name}", run_id):
         session, timer = _record_stage(run_id, f"stage:{source_name}")
         figures = {"new": 0, "changed": 0, "unchanged": 0, "kept_newer": 0, "quarantined": 0, "superseded": 0}
+        if config.extract == "full":
+            figures.update(gone_from_source=0, back_in_source=0, gone_held_back=0)
+        problems: list[str] = []
         with session, timer:
             for batch in _batches(session, source_name, ("checked",)):
                 folder = work_dir(batch)
@@ -494,6 +503,13 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
                 session.flush()
                 figures["superseded"] += supersede_outdated(session, batch)  # a replayed old night
                 counts = stage_records(session, handover_records(passed), batch.run_id, special_category=config.special_category)
+                if config.extract == "full":
+                    gone = mark_gone_from_source(session, batch, delivered, config.gone_guard)
+                    figures["gone_from_source"] += gone.gone
+                    figures["back_in_source"] += gone.returned
+                    figures["gone_held_back"] += gone.held_back
+                    if gone.problem:
+                        problems.append(gone.problem)
                 batch.status, batch.staged_at = "staged", utcnow()
                 confirm_held(f"source:{source_name}")
                 session.commit()
@@ -502,7 +518,8 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
                 figures["unchanged"] += counts.unchanged
                 figures["kept_newer"] += counts.kept_newer
                 figures["quarantined"] += len({(f["landing_file"], f["landing_row"]) for f in failures})
-            timer.finish(figures)
+            figures["stage_problems"] = problems  # always: a rerun's figures replace an earlier attempt's
+            timer.finish(figures, status="failed" if problems else "ok")
     fault_point("after-stage")
     return {"source": source_name, **figures}
 

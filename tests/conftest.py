@@ -157,11 +157,13 @@ def mci_db(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.Mo
 
 def csv_drop_source(project: Path, name: str = "revenues", *, mapping: str = "revenues.yaml",
                     max_failure_rate: float = 0.10, special_category: bool = False, retries: str | None = None,
-                    file_pattern: str | None = None, only: bool = False, extract: str | None = None) -> Path:
+                    file_pattern: str | None = None, only: bool = False, extract: str | None = None,
+                    gone_guard: str | None = None) -> Path:
     """Configure source ``name`` as a CSV drop folder (``var/drops/<name>``) read with
     ``mapping`` - by default the revenues layout of tests/fixtures/revenues_small.csv. ``only``
     removes every other source first; ``retries`` is the YAML flow mapping, e.g. "{attempts: 0}";
-    ``extract`` is "changes" or "full" (left out: the default, changes).
+    ``extract`` is "changes" or "full" (left out: the default, changes); ``gone_guard`` the YAML
+    flow mapping, e.g. "{max_share: 0.1, min_records: 2}".
     Writing it again with another ``max_failure_rate`` is how a test moves the threshold."""
     if only:
         for other in (project / "adapters").glob("*.yaml"):
@@ -173,6 +175,8 @@ def csv_drop_source(project: Path, name: str = "revenues", *, mapping: str = "re
         lines.append(f"retries: {retries}")
     if extract:
         lines.append(f"extract: {extract}")
+    if gone_guard:
+        lines.append(f"gone_guard: {gone_guard}")
     lines.append(f"options: {{drop_folder: drops/{name}, file_pattern: '{file_pattern or name + '_*.csv'}'}}")
     path = project / "adapters" / f"{name}.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -7,6 +7,7 @@
     mapping: revenues.yaml          # a file in mappings/
     schedule: "0 2 * * *"
     extract: changes                # or full: every record every night (HR, social care)
+    gone_guard: {max_share: 0.05, min_records: 25}   # full extracts: how many records may vanish at once
     special_category: false         # true for social care: masked for roles without access
     quality: {max_failure_rate: 0.05}
     retries: {attempts: 3, delay_seconds: 60}
@@ -33,6 +34,21 @@ class QualitySettings(Strict):
     max_failure_rate: float = Field(0.05, ge=0, le=1, description="Share of a batch that may be quarantined before the source's load stops.")
 
 
+class GoneGuard(Strict):
+    """How many records one full extract may lack before JoinedUp distrusts it (a truncated
+    or filtered extract looks exactly like a mass deletion)."""
+
+    max_share: float = Field(0.05, ge=0, le=1, description=(
+        "Share of the source's held records one full extract may lack: more, and none is flagged gone "
+        "from source (the source's load fails loudly instead)."))
+    min_records: int = Field(25, ge=0, description=(
+        "A full extract may always lack this many records (a small source's ordinary deletions)."))
+
+    def limit(self, held: int) -> int:
+        """How many of ``held`` records one extract may lack."""
+        return max(self.min_records, int(self.max_share * held))
+
+
 class RetrySettings(Strict):
     attempts: int = Field(3, ge=0, le=20)
     delay_seconds: int = Field(60, ge=0, le=3600)
@@ -49,7 +65,9 @@ class SourceConfig(Strict):
         "What each delivery holds: `changes` (the records new or changed since the last extract) or "
         "`full` (every record, every night, as an HR or social-care extract). A full extract's records "
         "that are the same as in its last batch are not mapped again: their mapped rows are reused "
-        "(every row still passes the quality gate)."))
+        "(every row still passes the quality gate). A record a full extract no longer holds is flagged "
+        "gone from source (kept, with its link and history)."))
+    gone_guard: GoneGuard = GoneGuard()
     special_category: bool = False
     quality: QualitySettings = QualitySettings()
     retries: RetrySettings = RetrySettings()

@@ -86,6 +86,9 @@ class SourceRecordOut(BaseModel):
     source_system: str
     source_key: str
     last_updated: str | None
+    held_by_source: bool = Field(
+        True, description="false when the source system no longer holds the record (gone from its full extract)")
+    gone_from_source_at: str | None = Field(None, description="when JoinedUp first found the record gone from its source")
 
 
 class InvolvementOut(BaseModel):
@@ -93,6 +96,7 @@ class InvolvementOut(BaseModel):
     description: str
     source_system: str
     source_key: str
+    current: bool = Field(True, description="false when the record behind it is gone from its source system")
 
 
 class PersonOut(BaseModel):

@@ -50,14 +50,17 @@ def person_view(session: Session, person: Person, *, socialcare: bool) -> dict[s
         golden[name] = value
         golden_sources[name] = source
     linked = [{"source_system": r.source_system, "source_key": r.source_key,
-               "last_updated": (r.record or {}).get("updated_at") or r.staged_at.isoformat(timespec="seconds")}
+               "last_updated": (r.record or {}).get("updated_at") or r.staged_at.isoformat(timespec="seconds"),
+               "held_by_source": r.gone_run_id is None,
+               "gone_from_source_at": r.gone_at.isoformat(timespec="seconds") if r.gone_at else None}
               for r in visible]
     involvements = []
     for r in visible:
         service = SERVICES.get(r.source_system)
         if service:
             involvements.append({"service": service[0], "description": service[1],
-                                 "source_system": r.source_system, "source_key": r.source_key})
+                                 "source_system": r.source_system, "source_key": r.source_key,
+                                 "current": r.gone_run_id is None})
     return {"master_id": person.master_id, "status": person.status, "golden": golden,
             "golden_sources": golden_sources, "source_records": linked, "involvements": involvements,
             "restricted_records_withheld": bool(hidden),

@@ -23,6 +23,7 @@ def index_stats() -> dict:
             "source_records": sum(by_source.values()),
             "source_records_by_system": by_source,
             "linked_records": count(select(func.count()).select_from(SourceRecord).where(SourceRecord.master_id.is_not(None))),
+            "records_gone_from_source": count(select(func.count()).select_from(SourceRecord).where(SourceRecord.gone_run_id.is_not(None))),
             "pending_records": count(select(func.count()).select_from(SourceRecord).where(SourceRecord.match_status == "pending")),
             "review_pairs_open": count(select(func.count()).select_from(ReviewPair).where(ReviewPair.status == "open")),
             "quarantine_open": count(select(func.count()).select_from(QuarantinedRow).where(QuarantinedRow.status == "open")),

@@ -350,21 +350,23 @@ def _is_foreign_table(diff: Any) -> bool:
 
 
 def _is_missing_later_table(diff: Any) -> bool:
-    """A table, or an index, that a revision after the baseline adds."""
+    """A table, an index or a column that a revision after the baseline adds."""
     if not isinstance(diff, tuple):
         return False
     if diff[0] == "add_table":
         return diff[1].name not in BASELINE_TABLES
     if diff[0] == "add_index":
         return diff[1].table.name not in BASELINE_TABLES or diff[1].name not in baseline_indexes()
+    if diff[0] == "add_column":
+        _, _, table, column = diff
+        return table in BASELINE_TABLES and column.name not in baseline_columns().get(table, frozenset())
     return False
 
 
 @lru_cache(maxsize=None)
-def baseline_indexes() -> frozenset[str]:
-    """The names of the indexes the baseline revision makes (read off a scratch SQLite database
-    upgraded to it): an index missing from an adopted database and not among them is one a
-    later revision adds, so the upgrade from the baseline will make it."""
+def _baseline_schema() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """The index names and each table's columns that the baseline revision makes, read off a
+    scratch SQLite database upgraded to it."""
     from alembic import command
 
     with tempfile.TemporaryDirectory(prefix="joinedup-baseline-") as scratch:
@@ -373,9 +375,25 @@ def baseline_indexes() -> frozenset[str]:
             with engine.begin() as conn:
                 command.upgrade(alembic_config(connection=conn), BASELINE_REVISION)
             found = inspect(engine)
-            return frozenset(ix["name"] for table in found.get_table_names() for ix in found.get_indexes(table))
+            tables = found.get_table_names()
+            return (frozenset(ix["name"] for table in tables for ix in found.get_indexes(table)),
+                    {table: frozenset(c["name"] for c in found.get_columns(table)) for table in tables})
         finally:
             engine.dispose()
+
+
+def baseline_indexes() -> frozenset[str]:
+    """The names of the indexes the baseline revision makes: an index missing from an adopted
+    database and not among them is one a later revision adds, so the upgrade from the baseline
+    will make it."""
+    return _baseline_schema()[0]
+
+
+def baseline_columns() -> dict[str, frozenset[str]]:
+    """Each baseline table's columns as the baseline revision makes them: a column missing from
+    an adopted database and not among them is one a later revision adds (0004:
+    ``source_records.gone_run_id``), so the upgrade from the baseline will add it."""
+    return _baseline_schema()[1]
 
 
 # --------------------------------------------------------------------------

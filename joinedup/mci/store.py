@@ -5,7 +5,8 @@ SQLite file under ``var/`` by default; any SQLAlchemy URL (PostgreSQL in product
 
 - ``landing_batches``   one row per landed extract (file path, rows, checksum, status)
 - ``source_cursors``    the incremental watermark of each source
-- ``source_records``    staging: the canonical record of each (source_system, source_key)
+- ``source_records``    staging: the canonical record of each (source_system, source_key), and
+                        whether its source still holds it
 - ``quarantine``        rows the quality gate refused, with the rule and field (no values)
 - ``persons``           one row per master ID, with its golden record
 - ``person_events``     append-only history: created, linked, merged, split, golden changed
@@ -93,6 +94,11 @@ class SourceRecord(Base):
     first_run_id: Mapped[str] = mapped_column(String(120))
     last_run_id: Mapped[str] = mapped_column(String(120))
     staged_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set when a full extract of its source no longer held the record (deleted in the source
+    # system, as HR purges leavers): the run of that extract and when. The record, its link and
+    # its history are kept; a record delivered again is cleared (joinedup.mci.gone).
+    gone_run_id: Mapped[str | None] = mapped_column(String(120))
+    gone_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (UniqueConstraint("source_system", "source_key", name="uq_source_record"),)
 
 

@@ -5,6 +5,7 @@ key, nor even which system it comes from: being known to social care is itself s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from joinedup.canonical import identity_fields
@@ -28,6 +29,7 @@ class RecordView:
     link_rule: str | None = None
     link_score: float | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    gone_at: datetime | None = None  # when its source system was found no longer to hold it
 
     @property
     def label(self) -> str:
@@ -50,7 +52,7 @@ def record_view(record: SourceRecord, user: CurrentUser) -> RecordView:
         return RecordView(id=record.id, master_id=record.master_id, restricted=True)
     return RecordView(id=record.id, master_id=record.master_id, restricted=False, source_system=record.source_system,
                       source_key=record.source_key, link_rule=record.link_rule, link_score=record.link_score,
-                      values=dict(record.record or {}))
+                      values=dict(record.record or {}), gone_at=record.gone_at)
 
 
 def golden_view(golden: dict[str, Any], golden_sources: dict[str, str], records: list[SourceRecord],

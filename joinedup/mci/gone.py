@@ -1,0 +1,97 @@
+"""Records a full extract no longer holds: flagged "gone from source", never deleted.
+
+A full-extract source (``extract: full``: HR, social care) delivers every record it holds,
+every night, so a record missing from its newest batch was deleted in the source system (HR
+purges a leaver some weeks after they leave). The MCI keeps the record, its link to its
+person and its history, and flags it: ``gone_run_id`` (the run of the extract that first
+lacked it) and ``gone_at``, with a ``gone_from_source`` event in the person's history, so the
+CRM and the stewards see that the system no longer holds it. A record delivered again is
+cleared, with a ``back_in_source`` event. "Delivered" counts every row the batch held: staged,
+unchanged, or quarantined by the quality gate (a record that failed a rule tonight is still
+held by its source).
+
+Two guards, because flagging on a wrong picture would tell every caller that records vanished:
+
+- Only the source's newest landed batch is a picture of what the source holds now. Staging an
+  older one (a replay of last Tuesday) flags nothing and clears nothing.
+- A truncated or filtered extract looks exactly like a mass deletion. When one batch lacks more
+  of the source's held records than the source's ``gone_guard`` allows (5% or 25 records by
+  default, whichever is more), none is flagged: the count and a message that says what to do
+  come back as a problem, and the source's load fails loudly after its records are staged. If
+  the source really deleted them, raise the guard in ``adapters/<source>.yaml``; the next full
+  extract flags them.
+
+Messages carry counts, run ids and source names, never a key or a value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from joinedup.mci import bulk
+from joinedup.mci.store import LandingBatch, PersonEvent, SourceRecord, utcnow
+
+if TYPE_CHECKING:
+    from joinedup.adapters.config import GoneGuard
+
+GONE = "gone_from_source"
+BACK = "back_in_source"
+ACTOR = "pipeline"
+
+
+@dataclass
+class GoneCounts:
+    gone: int = 0  # flagged gone from source by this batch
+    returned: int = 0  # flagged before, delivered again by this batch: cleared
+    held_back: int = 0  # lacking from this batch, not flagged: more than the guard allows
+    problem: str | None = None
+
+
+def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[str], guard: GoneGuard) -> GoneCounts:
+    """Flag the source's records that ``batch`` (a full extract) no longer holds, and clear
+    those it holds again. ``delivered``: every source key the batch held (staged or
+    quarantined). The caller commits."""
+    counts = GoneCounts()
+    system = batch.source_system
+    later = session.scalar(select(LandingBatch.id).where(LandingBatch.source_system == system,
+                                                         LandingBatch.id > batch.id).limit(1))
+    if later is not None:
+        return counts  # an older night staged again: a later batch says what the source holds
+    held = session.execute(select(SourceRecord.id, SourceRecord.source_key, SourceRecord.master_id, SourceRecord.gone_run_id)
+                           .where(SourceRecord.source_system == system)).all()
+    lacking = [(rid, master) for rid, key, master, gone in held if gone is None and key not in delivered]
+    back = [(rid, master) for rid, key, master, gone in held if gone is not None and key in delivered]
+    still_held = sum(1 for row in held if row.gone_run_id is None)
+    now = utcnow()
+    if back:
+        bulk.update_rows(session, SourceRecord.__table__, "id",
+                         [{"id": rid, "gone_run_id": None, "gone_at": None} for rid, _ in back])
+        _events(session, back, BACK, batch.run_id, f"held again by {system}'s full extract", now)
+        counts.returned = len(back)
+    if len(lacking) > guard.limit(still_held):
+        counts.held_back = len(lacking)
+        counts.problem = (
+            f"the full extract of {system} landed by run {batch.run_id} lacks {len(lacking):,} of the "
+            f"{still_held:,} records the source held ({len(lacking) / max(still_held, 1):.1%}), more than its "
+            f"gone_guard allows ({guard.max_share:.0%} or {guard.min_records} records): none was flagged gone from "
+            f"source. A truncated or filtered extract looks like this; if the source really deleted them, raise "
+            f"gone_guard in adapters/{system}.yaml and the next full extract flags them")
+        return counts
+    if lacking:
+        bulk.update_rows(session, SourceRecord.__table__, "id",
+                         [{"id": rid, "gone_run_id": batch.run_id, "gone_at": now} for rid, _ in lacking])
+        _events(session, lacking, GONE, batch.run_id, f"not in {system}'s full extract", now)
+        counts.gone = len(lacking)
+    return counts
+
+
+def _events(session: Session, records: list[tuple[int, str | None]], kind: str, run_id: str, reason: str, at) -> None:  # noqa: ANN001
+    """One event per record in its person's history (a record not matched yet has no person:
+    its flag is its only trace)."""
+    bulk.insert_rows(session, PersonEvent.__table__, [
+        {"master_id": master, "kind": kind, "source_record_id": rid, "run_id": run_id, "actor": ACTOR,
+         "reason": reason, "at": at}
+        for rid, master in records if master is not None])

@@ -1,0 +1,170 @@
+"""A record a full extract no longer holds is flagged gone from source (kept, with its link and
+history), cleared when delivered again; a quarantined record is still held; a replayed old night
+and a changes extract flag nothing; an extract lacking more than the guard allows flags nothing
+and fails the source loudly, its delivered records staged. Real nights through the pipeline
+(CSV drops of tests/fixtures/revenues_small.csv), on both stores."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import REPO, csv_drop_source
+
+FIXTURE = REPO / "tests" / "fixtures" / "revenues_small.csv"
+LEAVER = "500000009"  # Margaret O'Brien: the record the source deletes
+FAILS_TONIGHT = "500000004"  # staged on night 1, quarantined on night 2 (still held by the source)
+
+
+def _deliver(project: Path, day: str, *, without: tuple[str, ...] = (), bad_postcode: tuple[str, ...] = ()) -> None:
+    """Tonight's whole extract: the fixture less ``without``, with an invalid postcode on
+    ``bad_postcode`` (fails the quality gate)."""
+    header, *rows = FIXTURE.read_text(encoding="utf-8").splitlines()
+    kept = []
+    for row in rows:
+        key = row.split(",", 1)[0]
+        if key in without:
+            continue
+        if key in bad_postcode:
+            row = row.replace("NP20 1AB", "NOT A POSTCODE")
+        kept.append(row)
+    folder = project / "var" / "drops" / "revenues"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"revenues_{day}.csv").write_text("\n".join([header, *kept]) + "\n", encoding="utf-8")
+
+
+def _record(session, key: str):  # noqa: ANN001, ANN202
+    from joinedup.mci.store import SourceRecord
+
+    return session.scalar(select(SourceRecord).where(SourceRecord.source_system == "revenues",
+                                                     SourceRecord.source_key == key))
+
+
+def _events(session, record_id: int) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    from joinedup.mci.store import PersonEvent
+
+    return [(e.kind, e.run_id, e.master_id) for e in session.scalars(
+        select(PersonEvent).where(PersonEvent.source_record_id == record_id,
+                                  PersonEvent.kind.in_(["gone_from_source", "back_in_source"]))
+        .order_by(PersonEvent.id))]
+
+
+def test_a_record_gone_from_a_full_extract_is_flagged_kept_and_cleared_when_back(project: Path, mci_db: str) -> None:
+    from joinedup.api.persons import person_view
+    from joinedup.mci.store import Person, session_factory
+    from joinedup.pipeline import merge, sync_source
+
+    csv_drop_source(project, only=True, max_failure_rate=0.5, extract="full")
+    _deliver(project, "20260105")
+    sync_source("revenues", "night-1")
+    merge("night-1")
+    with session_factory()() as session:
+        leaver = _record(session, LEAVER)
+        leaver_id, master = leaver.id, leaver.master_id
+    assert master is not None
+
+    _deliver(project, "20260106", without=(LEAVER,), bad_postcode=(FAILS_TONIGHT,))
+    out = sync_source("revenues", "night-2")
+    assert (out["gone_from_source"], out["back_in_source"], out["gone_held_back"]) == (1, 0, 0)
+    assert out["quarantined"] >= 1 and out["stage_problems"] == []
+    with session_factory()() as session:
+        leaver = _record(session, LEAVER)
+        assert leaver.gone_run_id == "night-2" and leaver.gone_at is not None
+        assert leaver.master_id == master and leaver.record["family_name"]  # kept, linked, with its values
+        quarantined = _record(session, FAILS_TONIGHT)
+        assert quarantined.gone_run_id is None  # failed a rule tonight, but its source still holds it
+        assert _events(session, leaver_id) == [("gone_from_source", "night-2", master)]
+        view = person_view(session, session.get(Person, master), socialcare=True)
+        mine = [r for r in view["source_records"] if r["source_key"] == LEAVER]
+        assert mine[0]["held_by_source"] is False and mine[0]["gone_from_source_at"]
+        assert [i["current"] for i in view["involvements"] if i["source_key"] == LEAVER] == [False]
+        others = [r for r in view["source_records"] if r["source_key"] != LEAVER]
+        assert all(r["held_by_source"] and r["gone_from_source_at"] is None for r in others)
+
+    _deliver(project, "20260107")
+    out = sync_source("revenues", "night-3")
+    assert (out["gone_from_source"], out["back_in_source"]) == (0, 1)
+    with session_factory()() as session:
+        leaver = _record(session, LEAVER)
+        assert leaver.gone_run_id is None and leaver.gone_at is None
+        assert _events(session, leaver_id) == [("gone_from_source", "night-2", master),
+                                                ("back_in_source", "night-3", master)]
+
+
+def test_an_extract_lacking_more_than_the_guard_allows_flags_nothing_and_fails_loudly(project: Path, mci_db: str) -> None:
+    from joinedup.mci.store import Run, SourceRecord, session_factory
+    from joinedup.pipeline import sync_source
+    from joinedup.quality.gate import QualityGateFailed
+
+    csv_drop_source(project, only=True, max_failure_rate=0.5, extract="full",
+                    gone_guard="{max_share: 0.1, min_records: 2}")
+    _deliver(project, "20260105")
+    sync_source("revenues", "night-1")
+    with session_factory()() as session:
+        held = session.scalar(select(SourceRecord.source_key).where(SourceRecord.source_key == LEAVER))
+    assert held == LEAVER
+
+    # A truncated extract: only the first four records, one of them changed.
+    header, *rows = FIXTURE.read_text(encoding="utf-8").splitlines()
+    first = [r.replace("Cardiff,cf10 1aa", "Cardiff,CF10 1AB") for r in rows[:4]]
+    (project / "var" / "drops" / "revenues" / "revenues_20260106.csv").write_text(
+        "\n".join([header, *first]) + "\n", encoding="utf-8")
+    with pytest.raises(QualityGateFailed) as refused:
+        sync_source("revenues", "night-2")
+    message = str(refused.value)
+    assert "lacks 6 of the 10 records" in message and "gone_guard" in message and "adapters/revenues.yaml" in message
+    assert "O'Brien" not in message and LEAVER not in message  # counts and names of things, no people
+    with session_factory()() as session:
+        assert session.scalar(select(SourceRecord.id).where(SourceRecord.gone_run_id.is_not(None))) is None
+        changed = _record(session, "500000001")
+        assert changed.record["postcode"] == "CF10 1AB" and changed.last_run_id == "night-2"  # delivered rows staged
+        run = session.scalar(select(Run).where(Run.run_id == "night-2", Run.stage == "stage:revenues"))
+        assert run.status == "failed" and run.figures["gone_held_back"] == 6
+
+
+def test_a_replayed_old_night_and_a_changes_extract_flag_nothing(project: Path, mci_db: str) -> None:
+    from joinedup.mci.store import SourceRecord, session_factory
+    from joinedup.pipeline import replay, sync_source
+
+    csv_drop_source(project, only=True, max_failure_rate=0.5, extract="full")
+    _deliver(project, "20260105", without=(LEAVER,))
+    sync_source("revenues", "night-1")
+    _deliver(project, "20260106")  # the leaver appears on night 2 ...
+    sync_source("revenues", "night-2")
+    out = replay("revenues", "replay-1", nights=["night-1"])  # ... and night 1, without it, is replayed
+    assert out.get("gone_from_source", 0) == 0
+    with session_factory()() as session:
+        assert _record(session, LEAVER).gone_run_id is None
+
+    csv_drop_source(project, only=True, max_failure_rate=0.5)  # the same source as a changes extract
+    _deliver(project, "20260107", without=(LEAVER, "500000001"))
+    out = sync_source("revenues", "night-3")
+    assert "gone_from_source" not in out
+    with session_factory()() as session:
+        assert session.scalar(select(SourceRecord.id).where(SourceRecord.gone_run_id.is_not(None))) is None
+
+
+def test_the_synthetic_councils_hr_purge_is_flagged_gone(project: Path, mci_db: str) -> None:
+    """Payroll deletes a leaver some nights after they leave (joinedup.simulators.lifecycle): on
+    night 9 of this council one leaver goes. Through the real HR adapter (fixed-width drop),
+    exactly the keys night 9's extract lacks are flagged."""
+    from joinedup.demo import synthetic_council
+    from joinedup.mci.store import SourceRecord, session_factory
+    from joinedup.pipeline import sync_source
+    from joinedup.simulators.council import build_council
+    from joinedup.simulators.history import RecordHistory
+
+    residents, seed = 3000, 2026
+    held = [{r["EMPNO"] for r in build_council(residents, seed=seed, night=n, history=RecordHistory.named("full"))
+             .records["hr"]} for n in (8, 9)]
+    purged = held[0] - held[1]
+    assert len(purged) == 1  # what makes this council's night 9 the one to test
+    for night in (8, 9):
+        with synthetic_council(residents, seed, night, history="full"):
+            out = sync_source("hr", f"night-{night}")
+    assert out["gone_from_source"] == 1 and out["stage_problems"] == []
+    with session_factory()() as session:
+        gone = set(session.scalars(select(SourceRecord.source_key).where(
+            SourceRecord.source_system == "hr", SourceRecord.gone_run_id == "night-9")))
+    assert gone == purged
