@@ -26,6 +26,7 @@ Messages carry counts, run ids and source names, never a key or a value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 GONE = "gone_from_source"
 BACK = "back_in_source"
+GONE_REASON = "no longer in its source system's full extract"
+BACK_REASON = "in its source system's full extract again"
 ACTOR = "pipeline"
 
 
@@ -67,9 +70,7 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
     still_held = sum(1 for row in held if row.gone_run_id is None)
     now = utcnow()
     if back:
-        bulk.update_rows(session, SourceRecord.__table__, "id",
-                         [{"id": rid, "gone_run_id": None, "gone_at": None} for rid, _ in back])
-        _events(session, back, BACK, batch.run_id, f"held again by {system}'s full extract", now)
+        mark_back(session, back, batch.run_id, now)
         counts.returned = len(back)
     if len(lacking) > guard.limit(still_held):
         counts.held_back = len(lacking)
@@ -81,16 +82,31 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
             f"gone_guard in adapters/{system}.yaml and the next full extract flags them")
         return counts
     if lacking:
-        bulk.update_rows(session, SourceRecord.__table__, "id",
-                         [{"id": rid, "gone_run_id": batch.run_id, "gone_at": now} for rid, _ in lacking])
-        _events(session, lacking, GONE, batch.run_id, f"not in {system}'s full extract", now)
+        mark_gone(session, lacking, batch.run_id, now)
         counts.gone = len(lacking)
     return counts
 
 
-def _events(session: Session, records: list[tuple[int, str | None]], kind: str, run_id: str, reason: str, at) -> None:  # noqa: ANN001
+def mark_gone(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime) -> None:
+    """Flag ``records`` ((record id, master ID) pairs) gone from source by ``run_id``'s extract,
+    with an event in each linked person's history."""
+    bulk.update_rows(session, SourceRecord.__table__, "id",
+                     [{"id": rid, "gone_run_id": run_id, "gone_at": at} for rid, _ in records])
+    _events(session, records, GONE, run_id, GONE_REASON, at)
+
+
+def mark_back(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime) -> None:
+    """Clear the flag of ``records`` delivered again by ``run_id``'s extract, with an event."""
+    bulk.update_rows(session, SourceRecord.__table__, "id",
+                     [{"id": rid, "gone_run_id": None, "gone_at": None} for rid, _ in records])
+    _events(session, records, BACK, run_id, BACK_REASON, at)
+
+
+def _events(session: Session, records: list[tuple[int, str | None]], kind: str, run_id: str, reason: str,
+            at: datetime) -> None:
     """One event per record in its person's history (a record not matched yet has no person:
-    its flag is its only trace)."""
+    its flag is its only trace). The reason does not name the system: the workbench shows it
+    beside a restricted record's event too, where even the system is withheld."""
     bulk.insert_rows(session, PersonEvent.__table__, [
         {"master_id": master, "kind": kind, "source_record_id": rid, "run_id": run_id, "actor": ACTOR,
          "reason": reason, "at": at}

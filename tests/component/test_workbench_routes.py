@@ -268,3 +268,30 @@ def test_accept_reject_defer_and_unmerge_through_the_pages(workbench) -> None:  
     assert "accept" in log and "unmerge" in log and f"#{hughes}" in log
     for value in ("Catherine", "Hughes", "22/05/1985", "1985-05-22", "moved house", "two people"):
         assert value not in log  # ids and counts only
+
+
+def test_a_record_gone_from_its_source_is_marked_and_a_restricted_one_not_revealed(workbench) -> None:  # noqa: ANN001
+    from datetime import datetime
+
+    from joinedup.mci.gone import mark_gone
+    from joinedup.mci.store import session_factory
+
+    keys = _keys(workbench)
+    smith = keys["500000001"][1]
+    client, _ = signed_in(workbench, "sam")
+    assert "gone from source" not in client.get(f"/person/{smith}").text
+    social = [k for k, (_, master) in keys.items() if master == smith and k.startswith("SC")]
+    assert social, "the fixture links a social-care record to William Smith"
+    gone_at = datetime(2026, 1, 6, 2, 0)
+    with session_factory()() as session:  # what a full extract lacking it does (joinedup.mci.gone)
+        mark_gone(session, [keys[social[0]]], "night-2", gone_at)
+        session.commit()
+    page = client.get(f"/person/{smith}").text
+    assert "gone from source 06 Jan 2026" not in page  # the restricted record's column shows nothing
+    assert "socialcare" not in page  # its history event is shown, without naming the system
+    cara, _ = signed_in(workbench, "cara")
+    assert "gone from source 06 Jan 2026" in cara.get(f"/person/{smith}").text
+    with session_factory()() as session:
+        mark_gone(session, [keys["500000002"]], "night-2", gone_at)
+        session.commit()
+    assert client.get(f"/person/{smith}").text.count("gone from source 06 Jan 2026") == 1
