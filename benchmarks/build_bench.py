@@ -41,6 +41,7 @@ beside the default rows, and the plot draws them as separate points.
 Run:  .venv/bin/python benchmarks/build_bench.py --residents 10000 [--seed 2026]
       .venv/bin/python -m benchmarks build -- --residents 100000
       .venv/bin/python -m benchmarks build -- --residents 10000 --records-per-resident-profile full
+      ... --profile: each step under cProfile (night-<n>/step-<step>-<source>.prof; not saved)
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ STEPS = ("land", "check", "stage")
 #: staging; the merge's remainder (run table, match report) is ``other``.
 STEP_DEFAULT = {"land": "land", "check": "map", "stage": "stage", "merge": "other"}
 DEFAULT_SEED = 2026
+#: Set (by ``--profile``) for the step processes: each runs its step under cProfile.
+PROFILE_ENV = "JOINEDUP_BENCH_PROFILE"
 
 
 # -- inside one child process ---------------------------------------------------------------
@@ -138,7 +141,14 @@ def child_main(step: str, source: str, run_id: str, result_file: Path) -> int:
     started = time.perf_counter()
     import joinedup.pipeline  # noqa: F401 - the imports count as start-up, not as the step
 
-    figures = measure_step(step, source, run_id, started)
+    if os.environ.get(PROFILE_ENV):  # --profile: the step under cProfile, its stats beside its figures
+        import cProfile
+
+        profiler = cProfile.Profile()
+        figures = profiler.runcall(measure_step, step, source, run_id, started)
+        profiler.dump_stats(str(result_file.with_suffix(".prof")))
+    else:
+        figures = measure_step(step, source, run_id, started)
     result_file.write_text(json.dumps(figures), encoding="utf-8")
     return 0
 
@@ -526,7 +536,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-before-merge", action="store_true",
                         help="run the full build's source steps and stop before its merge: copy the work "
                              "folder (and the database) then, to measure the merge again from there with --resume")
+    parser.add_argument("--profile", action="store_true",
+                        help="run each step under cProfile and keep its statistics beside its figures "
+                             "(night-<n>/step-<step>-<source>.prof; read with python -m pstats). "
+                             "Profiling slows the steps: not saved")
     args = parser.parse_args(argv)
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     profile = args.records_per_resident_profile
     work = args.work or REPO / "var" / "bench" / ("build-" + figures_key(args.residents, "sqlite", profile))
     work.mkdir(parents=True, exist_ok=True)
@@ -568,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not instrumented (time in 'other'): {', '.join(missing)}")
     print(f"runs table (seconds per step, full build): "
           f"{json.dumps({k: v['seconds'] for k, v in sorted(full['runs_table'].items())})}")
-    if not (args.no_save or args.source or args.in_process):
+    if not (args.no_save or args.source or args.in_process or args.profile):
         key = figures_key(args.residents, figures["store"], profile)
         path = save_figures("build", key, figures)
         png = plot()
