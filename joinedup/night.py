@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from joinedup.mci.store import Run, session_factory
-from joinedup.pipeline import new_run_id
+from joinedup.pipeline import new_run_id, source_problems
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def print_summary(outcome: NightOutcome, seconds: float | None = None) -> None:
     for name in outcome.sources:
         land, check, stage = (outcome.figures(f"{k}:{name}") for k in ("land", "check", "stage"))
         status = "FAILED" if name in outcome.failed_sources else "ok"
-        problems = [*(check.get("problems") or []), *(stage.get("stage_problems") or [])]
+        problems = source_problems({**check, **stage})
         if problems:
             status += f" ({problems[0][:100]})"
         elif name in outcome.failed_sources:

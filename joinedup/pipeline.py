@@ -252,10 +252,16 @@ def _write_quality_pages(session: Session, source_name: str) -> None:
         log.warning("data-quality page not written for source %s: %s", source_name, type(exc).__name__)
 
 
+def source_problems(figures: dict[str, Any]) -> list[str]:
+    """What went wrong in a source's steps, from their figures: the batches its check refused
+    (``problems``) and what its staging held back (``stage_problems``)."""
+    return [*(figures.get("problems") or []), *(figures.get("stage_problems") or [])]
+
+
 def verdict(result: dict[str, Any]) -> dict[str, Any]:
     """Fail loudly when a batch of the source was refused, or its staging held something back
     (after the good batches are staged)."""
-    problems = [*(result.get("problems") or []), *(result.get("stage_problems") or [])]
+    problems = source_problems(result)
     if problems:
         raise QualityGateFailed(f"source {result['source']}: " + " | ".join(problems))
     return result

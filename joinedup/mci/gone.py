@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from joinedup.mci import bulk
+from joinedup.mci.staging import landed_after
 from joinedup.mci.store import LandingBatch, PersonEvent, SourceRecord, utcnow
 
 if TYPE_CHECKING:
@@ -59,15 +60,20 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
     quarantined). The caller commits."""
     counts = GoneCounts()
     system = batch.source_system
-    later = session.scalar(select(LandingBatch.id).where(LandingBatch.source_system == system,
-                                                         LandingBatch.id > batch.id).limit(1))
-    if later is not None:
+    if landed_after(session, batch):
         return counts  # an older night staged again: a later batch says what the source holds
-    held = session.execute(select(SourceRecord.id, SourceRecord.source_key, SourceRecord.master_id, SourceRecord.gone_run_id)
-                           .where(SourceRecord.source_system == system)).all()
-    lacking = [(rid, master) for rid, key, master, gone in held if gone is None and key not in delivered]
-    back = [(rid, master) for rid, key, master, gone in held if gone is not None and key in delivered]
-    still_held = sum(1 for row in held if row.gone_run_id is None)
+    lacking: list[tuple[int, str | None]] = []  # held until now, not in this batch
+    back: list[tuple[int, str | None]] = []  # flagged gone before, in this batch
+    still_held = 0
+    for rid, key, master, gone in session.execute(
+            select(SourceRecord.id, SourceRecord.source_key, SourceRecord.master_id, SourceRecord.gone_run_id)
+            .where(SourceRecord.source_system == system)):
+        if gone is None:
+            still_held += 1
+            if key not in delivered:
+                lacking.append((rid, master))
+        elif key in delivered:
+            back.append((rid, master))
     now = utcnow()
     if back:
         mark_back(session, back, batch.run_id, now)

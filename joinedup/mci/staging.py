@@ -50,6 +50,13 @@ class StageCounts:
     kept_newer: int = 0  # stored values came from a batch that landed after this one
 
 
+def landed_after(session: Session, batch: LandingBatch) -> list[str]:
+    """The run ids of the source's landing batches that landed after ``batch`` (none on a
+    normal night; some when an old night is staged again): a later batch's delivery stands."""
+    return list(session.scalars(select(LandingBatch.run_id).where(
+        LandingBatch.source_system == batch.source_system, LandingBatch.id > batch.id)))
+
+
 class _LandingOrder:
     """Which landing batches of a source landed after the one being staged.
 

@@ -88,10 +88,10 @@ def supersede_outdated(session: Session, batch: LandingBatch) -> int:
     failure long since fixed at source does not reappear in the steward's queue. The later
     delivery is the one that stands. On a normal night no batch landed later: nothing is read
     beyond that. The caller flushes the batch's entries first and commits."""
+    from joinedup.mci.staging import landed_after
     from joinedup.mci.store import SourceRecord  # the staged side of a later delivery
 
-    later = list(session.scalars(select(LandingBatch.run_id).where(
-        LandingBatch.source_system == batch.source_system, LandingBatch.id > batch.id)))
+    later = landed_after(session, batch)
     if not later:
         return 0
     entries = session.execute(select(QuarantinedRow.id, QuarantinedRow.source_key).where(
