@@ -493,7 +493,7 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
         session, timer = _record_stage(run_id, f"stage:{source_name}")
         figures = {"new": 0, "changed": 0, "unchanged": 0, "kept_newer": 0, "quarantined": 0, "superseded": 0}
         if config.extract == "full":
-            figures.update(gone_from_source=0, back_in_source=0, gone_held_back=0)
+            figures.update(gone_from_source=0, back_in_source=0, gone_held_back=0, golden_changed=0)
         problems: list[str] = []
         with session, timer:
             for batch in _batches(session, source_name, ("checked",)):
@@ -514,6 +514,7 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
                     figures["gone_from_source"] += gone.gone
                     figures["back_in_source"] += gone.returned
                     figures["gone_held_back"] += gone.held_back
+                    figures["golden_changed"] += gone.golden_changed
                     if gone.problem:
                         problems.append(gone.problem)
                 batch.status, batch.staged_at = "staged", utcnow()

@@ -41,6 +41,22 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
         typer.echo(f"{key:28} {value}")
 
 
+@mci_app.command("golden-refresh")
+def golden_refresh() -> None:
+    """Work out every person's golden record again under schemas/survivorship.yaml (run it
+    after changing the rules; a `golden_changed` event for each person whose record changes)."""
+    from datetime import datetime, timezone
+
+    from joinedup.locks import run_lock
+    from joinedup.mci.golden import refresh_all_golden
+    from joinedup.mci.store import session_factory
+
+    run_id = f"golden-refresh__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    with run_lock("merge", run_id), session_factory()() as session:  # not beside a night's merge
+        persons, changed = refresh_all_golden(session, run_id)
+    typer.echo(f"golden records worked out again for {persons:,} persons: {changed:,} changed (run {run_id})")
+
+
 db_app = typer.Typer(no_args_is_help=True, help="The MCI database schema (Alembic migrations).")
 mci_app.add_typer(db_app, name="db")
 

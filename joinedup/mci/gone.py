@@ -6,7 +6,9 @@ purges a leaver some weeks after they leave). The MCI keeps the record, its link
 person and its history, and flags it: ``gone_run_id`` (the run of the extract that first
 lacked it) and ``gone_at``, with a ``gone_from_source`` event in the person's history, so the
 CRM and the stewards see that the system no longer holds it. A record delivered again is
-cleared, with a ``back_in_source`` event. "Delivered" counts every row the batch held: staged,
+cleared, with a ``back_in_source`` event. The golden records of the persons whose records were
+flagged or cleared are worked out again (survivorship prefers held records, see
+:mod:`joinedup.mci.golden`). "Delivered" counts every row the batch held: staged,
 unchanged, or quarantined by the quality gate (a record that failed a rule tonight is still
 held by its source).
 
@@ -33,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from joinedup.mci import bulk
+from joinedup.mci.golden import refresh_golden
 from joinedup.mci.staging import landed_after
 from joinedup.mci.store import LandingBatch, PersonEvent, SourceRecord, utcnow
 
@@ -51,6 +54,7 @@ class GoneCounts:
     gone: int = 0  # flagged gone from source by this batch
     returned: int = 0  # flagged before, delivered again by this batch: cleared
     held_back: int = 0  # lacking from this batch, not flagged: more than the guard allows
+    golden_changed: int = 0  # persons whose golden record changed with the flags
     problem: str | None = None
 
 
@@ -80,6 +84,7 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
         counts.returned = len(back)
     if len(lacking) > guard.limit(still_held):
         counts.held_back = len(lacking)
+        counts.golden_changed = _refresh_golden(session, back, batch.run_id)
         counts.problem = (
             f"the full extract of {system} landed by run {batch.run_id} lacks {len(lacking):,} of the "
             f"{still_held:,} records the source held ({len(lacking) / max(still_held, 1):.1%}), more than its "
@@ -90,7 +95,14 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
     if lacking:
         mark_gone(session, lacking, batch.run_id, now)
         counts.gone = len(lacking)
+    counts.golden_changed = _refresh_golden(session, back + lacking, batch.run_id)
     return counts
+
+
+def _refresh_golden(session: Session, records: list[tuple[int, str | None]], run_id: str) -> int:
+    """The golden records of the persons of ``records`` (flagged or cleared), worked out again."""
+    masters = {master for _, master in records if master is not None}
+    return refresh_golden(session, masters, run_id) if masters else 0
 
 
 def mark_gone(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime) -> None:

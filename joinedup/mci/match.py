@@ -21,7 +21,6 @@ uses them too.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ from sqlalchemy.orm import Session
 from joinedup.mci import bulk
 from joinedup.mci.gc_pause import cyclic_gc_paused
 from joinedup.mci.cluster import MUST_LINK, ClusterGuard, ClusterPlan, Link, plan_clusters
-from joinedup.mci.golden import field_plan, golden_record
+from joinedup.mci.golden import refresh_golden
 from joinedup.mci.pair_checks import PairChecks
 from joinedup.mci.pair_evidence import ScoredColumns, as_dict, match_probability
 from joinedup.mci.rules import candidate_pairs
@@ -566,67 +565,3 @@ def _review_pairs_among(session: Session, left_ids: set[int]) -> set[tuple[int, 
         out.update(session.execute(select(ReviewPair.record_id_l, ReviewPair.record_id_r)
                                    .where(ReviewPair.record_id_l.in_(ids[start : start + CHUNK]))).all())
     return out
-
-
-#: Persons per read of the golden refresh: one select of their records, one executemany of
-#: the changed golden records (a 1,000,000-record first build writes every person).
-GOLDEN_CHUNK = 2000
-
-
-def refresh_golden(session: Session, master_ids: set[str], run_id: str, *,
-                   features: Mapping[int, Any] | None = None) -> int:
-    """Recompute the golden record of each person; an event where it changed. Returns how
-    many changed.
-
-    Set-based, for a first build of a million records as much as for a steward's one merge:
-    per chunk of persons one read of their records (ordered by master ID, then record
-    id: the order survivorship's ties are broken in), one of their stored golden records, one
-    executemany for those that changed and one insert of their events. No ORM objects are
-    loaded; any Person already in the session is expired so it reads the new values."""
-    ids = sorted({m for m in master_ids if m})
-    plan = field_plan()
-    persons = Person.__table__
-    changed: set[str] = set()
-    for start in range(0, len(ids), GOLDEN_CHUNK):
-        chunk = ids[start : start + GOLDEN_CHUNK]
-        stored = session.execute(select(persons.c.master_id, persons.c.golden, persons.c.golden_sources)
-                                 .where(persons.c.master_id.in_(chunk)).order_by(persons.c.master_id)).all()
-        if not stored:
-            continue
-        by_person: dict[str, list[dict]] = defaultdict(list)
-        # the driver's rows (bulk.select_in), ordered here by master ID then record id; the
-        # record is JSON text on SQLite (decoded as SQLAlchemy's JSON type does), a document
-        # psycopg has already decoded on PostgreSQL
-        found = bulk.select_in(session, "SELECT master_id, id, record FROM source_records WHERE master_id {in}",
-                               chunk, chunk=len(chunk))
-        for mid, _, rec in sorted(found, key=lambda r: (r[0], r[1])):
-            by_person[mid].append(json.loads(rec) if isinstance(rec, str) else rec)
-        rows, events = [], []
-        for mid, old_golden, old_sources in stored:
-            golden, sources = golden_record(by_person.get(mid, []), plan=plan)
-            if golden == old_golden and sources == old_sources:
-                continue
-            if old_golden:
-                events.append({"master_id": mid, "kind": "golden_changed", "run_id": run_id,
-                               "evidence": {"fields": sorted(k for k in golden if golden.get(k) != old_golden.get(k))}})
-            rows.append({"master_id": mid, "golden": golden, "golden_sources": sources})
-            changed.add(mid)
-        bulk.update_rows(session, persons, "master_id", rows)  # and updated_at, as an UPDATE does
-        bulk.insert_rows(session, PersonEvent.__table__, events, autoflush=True)  # as insert(PersonEvent) did
-    _expire_persons(session, changed)
-    from joinedup.api.search_keys import refresh_search_keys
-
-    # the CRM's search finds what the golden record now says (``features``: records already
-    # standardised, search_keys.KnownFeatures)
-    refresh_search_keys(session, master_ids, features)
-    return len(changed)
-
-
-def _expire_persons(session: Session, master_ids: set[str]) -> None:
-    """Persons the caller already holds in the session read their rewritten golden record
-    again (a Core update does not touch the ORM's identity map)."""
-    if not master_ids:
-        return
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, Person) and obj.master_id in master_ids:
-            session.expire(obj, ["golden", "golden_sources", "updated_at"])

@@ -188,7 +188,7 @@ def _erase_rows(session: Session, pairs: set[tuple[str, str]], mids: set[str], w
         counts["search_keys"] = _delete(delete(PersonSearchKey).where(PersonSearchKey.master_id.in_(mids)))
         counts["persons_erased"] = len(mids)
     elif mids:
-        from joinedup.mci.match import refresh_golden
+        from joinedup.mci.golden import refresh_golden
 
         session.flush()
         refresh_golden(session, set(mids), f"erasure__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")

@@ -24,7 +24,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from joinedup.mci.cluster import plan_clusters
-from joinedup.mci.match import master_id_for, refresh_golden
+from joinedup.mci.golden import refresh_golden
+from joinedup.mci.match import master_id_for
 from joinedup.mci.standardise import standardise
 from joinedup.mci.store import Person, PersonEvent, ReviewPair, SourceRecord, StewardDecision, utcnow
 

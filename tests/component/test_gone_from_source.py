@@ -168,3 +168,80 @@ def test_the_synthetic_councils_hr_purge_is_flagged_gone(project: Path, mci_db: 
         gone = set(session.scalars(select(SourceRecord.source_key).where(
             SourceRecord.source_system == "hr", SourceRecord.gone_run_id == "night-9")))
     assert gone == purged
+
+
+def test_a_gone_record_stops_giving_the_golden_record_its_values_while_a_held_one_has_them(
+        project: Path, mci_db: str) -> None:
+    """William Smith has two council tax accounts (500000001 and 500000002: one NI number). The
+    first gives his golden address; when the extract no longer holds it, his golden address
+    comes from the account still held, and his e-mail, which only the gone account has, stays."""
+    from joinedup.mci.store import Person, PersonEvent, session_factory
+    from joinedup.pipeline import merge, sync_source
+
+    first, second = "500000001", "500000002"
+    csv_drop_source(project, only=True, max_failure_rate=0.5, extract="full")
+    _deliver(project, "20260105")
+    sync_source("revenues", "night-1")
+    merge("night-1")
+    with session_factory()() as session:
+        master = _record(session, first).master_id
+        assert _record(session, second).master_id == master
+        person = session.get(Person, master)
+        assert person.golden_sources["address_line_1"] == f"revenues/{first}"  # the two accounts tie: the first wins
+        assert person.golden["address_line_1"] == "14 High Street" and person.golden["email"] == "bill@example.org"
+
+    _deliver(project, "20260106", without=(first,))
+    out = sync_source("revenues", "night-2")
+    assert (out["gone_from_source"], out["golden_changed"]) == (1, 1)
+    with session_factory()() as session:
+        person = session.get(Person, master)
+        assert person.golden["address_line_1"] == "14 High St"
+        assert person.golden_sources["address_line_1"] == f"revenues/{second}"
+        assert person.golden["email"] == "bill@example.org" and person.golden_sources["email"] == f"revenues/{first}"
+        changed = session.scalars(select(PersonEvent).where(PersonEvent.master_id == master,
+                                                            PersonEvent.kind == "golden_changed",
+                                                            PersonEvent.run_id == "night-2")).all()
+        assert len(changed) == 1 and "address_line_1" in changed[0].evidence["fields"]
+
+    _deliver(project, "20260107")  # held again: the first account gives the address again
+    out = sync_source("revenues", "night-3")
+    assert (out["back_in_source"], out["golden_changed"]) == (1, 1)
+    with session_factory()() as session:
+        assert session.get(Person, master).golden_sources["address_line_1"] == f"revenues/{first}"
+
+
+def test_golden_refresh_applies_changed_survivorship_rules_to_every_person(project: Path, mci_db: str) -> None:
+    """With ``prefer_held: false`` a gone record competes like any other; the rules apply to a
+    person only when their golden record is worked out again: `joinedup mci golden-refresh`
+    does it for everyone, with an event for each change."""
+    from typer.testing import CliRunner
+
+    from joinedup.cli import app
+    from joinedup.mci.store import Person, PersonEvent, session_factory
+    from joinedup.pipeline import merge, sync_source
+
+    first = "500000001"
+    csv_drop_source(project, only=True, max_failure_rate=0.5, extract="full")
+    _deliver(project, "20260105")
+    sync_source("revenues", "night-1")
+    merge("night-1")
+    _deliver(project, "20260106", without=(first,))
+    sync_source("revenues", "night-2")
+    with session_factory()() as session:
+        master = _record(session, first).master_id
+        assert session.get(Person, master).golden_sources["address_line_1"] == "revenues/500000002"
+        persons = session.query(Person).filter(Person.status == "active").count()
+
+    rules = project / "schemas" / "survivorship.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8").replace("prefer_held: true", "prefer_held: false"),
+                     encoding="utf-8")
+    result = CliRunner().invoke(app, ["mci", "golden-refresh"])
+    assert result.exit_code == 0, result.output
+    assert f"for {persons:,} persons: 1 changed" in result.output
+    with session_factory()() as session:
+        assert session.get(Person, master).golden_sources["address_line_1"] == f"revenues/{first}"
+        events = session.scalars(select(PersonEvent.run_id).where(PersonEvent.kind == "golden_changed")).all()
+        assert len(events) == 2 and events[-1].startswith("golden-refresh__")  # night 2's, and this one
+
+    again = CliRunner().invoke(app, ["mci", "golden-refresh"])
+    assert "persons: 0 changed" in again.output  # nothing left to change

@@ -52,7 +52,8 @@ def _survivorship_by_person(session) -> dict[str, tuple[dict, dict]]:  # noqa: A
 
 
 def test_golden_refresh_writes_survivorship_and_events_only_for_changes(project: Path, mci_db: str) -> None:
-    from joinedup.mci.match import refresh_golden, run_match
+    from joinedup.mci.golden import refresh_golden
+    from joinedup.mci.match import run_match
     from joinedup.mci.staging import stage_records
     from joinedup.mci.store import Person, PersonEvent, SourceRecord, session_factory
 
