@@ -68,6 +68,7 @@ class StageTimer:
         if row is None:
             row = Run(run_id=self.run_id, stage=self.stage, figures={})
             self.session.add(row)
+        self.earlier_status = row.status if row.finished_at is not None else None  # an earlier attempt's
         row.started_at, row.status, row.finished_at = utcnow(), "running", None
         self.session.commit()
         self.row, self.t0 = row, time.monotonic()
@@ -484,7 +485,9 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
     (``quarantine.supersede_outdated``). A full extract's newest batch also flags the records
     it no longer holds as gone from source (``joinedup.mci.gone``; when it lacks more than the
     source's guard allows, none is flagged and the step's ``stage_problems`` say why: the
-    verdict then fails the source loudly, its delivered records staged)."""
+    verdict then fails the source loudly, its delivered records staged). A rerun of that night
+    with nothing left to stage keeps the earlier attempt's figures and its failure, until an
+    engineer accepts the deletions (:func:`accept_gone`): a retry never clears it silently."""
     from joinedup.mci.gone import mark_gone_from_source
     from joinedup.quality.quarantine import supersede_outdated, supersede_redelivered
 
@@ -496,13 +499,18 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
             figures.update(gone_from_source=0, back_in_source=0, gone_held_back=0, golden_changed=0)
         problems: list[str] = []
         with session, timer:
-            for batch in _batches(session, source_name, ("checked",)):
+            batches = _batches(session, source_name, ("checked",))
+            earlier = dict(timer.row.figures or {})
+            if not batches and timer.earlier_status == "failed" and earlier.get("stage_problems"):
+                # nothing left to stage: what this night's earlier attempt held back still stands
+                timer.finish({}, status="failed")
+                return {"source": source_name, **{k: v for k, v in earlier.items() if k != "seconds"}}
+            for batch in batches:
                 folder = work_dir(batch)
                 passed = pd.read_parquet(folder / "passed.parquet").astype(object)
                 passed = passed.where(passed.notna(), None)
                 failures = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
-                delivered = {k for k in passed["source_key"] if k} if "source_key" in passed else set()
-                delivered.update(f["source_key"] for f in failures if f.get("source_key"))
+                delivered = delivered_keys(passed, failures)
                 figures["superseded"] += supersede_redelivered(session, batch, delivered)
                 for f in failures:
                     session.add(QuarantinedRow(run_id=batch.run_id, source_system=source_name, **f))
@@ -529,6 +537,53 @@ def stage(source_name: str, run_id: str) -> dict[str, Any]:
             timer.finish(figures, status="failed" if problems else "ok")
     fault_point("after-stage")
     return {"source": source_name, **figures}
+
+
+def delivered_keys(passed: pd.DataFrame, failures: list[dict[str, Any]]) -> set[str]:
+    """Every source key a checked batch held: its passing rows' and its quarantined rows' (a
+    record failing a rule tonight is still held by its source)."""
+    delivered = {k for k in passed["source_key"] if k} if "source_key" in passed else set()
+    delivered.update(f["source_key"] for f in failures if f.get("source_key"))
+    return delivered
+
+
+def accept_gone(source_name: str, accepted_by: str) -> dict[str, Any]:
+    """An engineer confirms that the records the source's newest full extract lacks, which the
+    volume guard held back, really were deleted in the source: they are flagged gone from
+    source now (events name who accepted), and that night's stage figures record the
+    acceptance instead of the problem, so a rerun of the night passes. Refused, saying why,
+    when the newest extract held nothing back, or its checked files are no longer kept."""
+    from joinedup.adapters.config import GoneGuard
+    from joinedup.mci.gone import mark_gone_from_source
+
+    config = source_config(source_name)
+    if config.extract != "full":
+        raise ValueError(f"source {source_name} sends changes, not full extracts: nothing is flagged gone from it")
+    with run_lock(f"source:{source_name}", f"accept-gone__{accepted_by}"), session_factory()() as session:
+        batch = session.scalar(select(LandingBatch).where(LandingBatch.source_system == source_name)
+                               .order_by(LandingBatch.id.desc()).limit(1))
+        if batch is None or batch.status != "staged":
+            raise ValueError(f"the newest extract of {source_name} is not staged"
+                             + (f" (run {batch.run_id}: {batch.status}); accept after its stage step" if batch else ""))
+        run = session.scalar(select(Run).where(Run.run_id == batch.run_id, Run.stage == f"stage:{source_name}"))
+        if run is None or not (run.figures or {}).get("gone_held_back"):
+            raise ValueError(f"the newest extract of {source_name} (run {batch.run_id}) held no record back: "
+                             "nothing to accept")
+        folder = work_dir(batch)
+        if not (folder / "passed.parquet").exists():
+            raise ValueError(f"the checked files of run {batch.run_id} ({folder}) are no longer kept: raise "
+                             f"gone_guard in adapters/{source_name}.yaml instead; the next full extract flags them")
+        passed = pd.read_parquet(folder / "passed.parquet", columns=["source_key"])
+        failures = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
+        everything = GoneGuard(max_share=1.0, min_records=0)
+        gone = mark_gone_from_source(session, batch, delivered_keys(passed, failures), everything, actor=accepted_by)
+        accepted = {"by": accepted_by, "at": utcnow().isoformat(timespec="seconds"), "records": gone.gone}
+        run.figures = {**run.figures, "gone_from_source": run.figures.get("gone_from_source", 0) + gone.gone,
+                       "gone_held_back": 0, "golden_changed": run.figures.get("golden_changed", 0) + gone.golden_changed,
+                       "stage_problems": [], "gone_accepted": accepted}
+        run.status = "ok"
+        session.commit()
+        return {"source": source_name, "run_id": batch.run_id, "gone_from_source": gone.gone}
 
 
 def handover_records(passed: pd.DataFrame) -> list[dict[str, Any]]:

@@ -57,6 +57,25 @@ def golden_refresh() -> None:
     typer.echo(f"golden records worked out again for {persons:,} persons: {changed:,} changed (run {run_id})")
 
 
+@mci_app.command("accept-gone")
+def accept_gone(
+    source: Annotated[str, typer.Argument(help="The full-extract source whose extract the guard held back.")],
+    by: Annotated[str, typer.Option("--by", help="Who confirms the deletions (named in each record's history).")],
+) -> None:
+    """Confirm that the records the source's newest full extract lacks were really deleted,
+    when more were lacking than its gone_guard allows: they are flagged gone from source now,
+    and that night's stage passes on a rerun."""
+    from joinedup.pipeline import accept_gone as accept
+
+    try:
+        out = accept(source, by)
+    except ValueError as exc:
+        typer.echo(f"accept-gone refused: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{out['gone_from_source']:,} records of {source} flagged gone from source "
+               f"(the extract of run {out['run_id']}), accepted by {by}")
+
+
 db_app = typer.Typer(no_args_is_help=True, help="The MCI database schema (Alembic migrations).")
 mci_app.add_typer(db_app, name="db")
 

@@ -20,8 +20,9 @@ Two guards, because flagging on a wrong picture would tell every caller that rec
   of the source's held records than the source's ``gone_guard`` allows (5% or 25 records by
   default, whichever is more), none is flagged: the count and a message that says what to do
   come back as a problem, and the source's load fails loudly after its records are staged. If
-  the source really deleted them, raise the guard in ``adapters/<source>.yaml``; the next full
-  extract flags them.
+  the source really deleted them, an engineer accepts them (``joinedup mci accept-gone
+  <source> --by <name>``: flagged at once, the events name who accepted), or raises the guard
+  in ``adapters/<source>.yaml`` so that the next full extract flags them.
 
 Messages carry counts, run ids and source names, never a key or a value.
 """
@@ -58,10 +59,12 @@ class GoneCounts:
     problem: str | None = None
 
 
-def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[str], guard: GoneGuard) -> GoneCounts:
+def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[str], guard: GoneGuard, *,
+                          actor: str = ACTOR) -> GoneCounts:
     """Flag the source's records that ``batch`` (a full extract) no longer holds, and clear
     those it holds again. ``delivered``: every source key the batch held (staged or
-    quarantined). The caller commits."""
+    quarantined); ``actor``: who the events name (the pipeline, or the engineer who accepted
+    what the guard held back). The caller commits."""
     counts = GoneCounts()
     system = batch.source_system
     if landed_after(session, batch):
@@ -80,7 +83,7 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
             back.append((rid, master))
     now = utcnow()
     if back:
-        mark_back(session, back, batch.run_id, now)
+        mark_back(session, back, batch.run_id, now, actor=actor)
         counts.returned = len(back)
     if len(lacking) > guard.limit(still_held):
         counts.held_back = len(lacking)
@@ -89,11 +92,12 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
             f"the full extract of {system} landed by run {batch.run_id} lacks {len(lacking):,} of the "
             f"{still_held:,} records the source held ({len(lacking) / max(still_held, 1):.1%}), more than its "
             f"gone_guard allows ({guard.max_share:.0%} or {guard.min_records} records): none was flagged gone from "
-            f"source. A truncated or filtered extract looks like this; if the source really deleted them, raise "
-            f"gone_guard in adapters/{system}.yaml and the next full extract flags them")
+            f"source. A truncated or filtered extract looks like this; if the source really deleted them, accept them "
+            f"with `joinedup mci accept-gone {system} --by <your name>`, or raise gone_guard in "
+            f"adapters/{system}.yaml and the next full extract flags them")
         return counts
     if lacking:
-        mark_gone(session, lacking, batch.run_id, now)
+        mark_gone(session, lacking, batch.run_id, now, actor=actor)
         counts.gone = len(lacking)
     counts.golden_changed = _refresh_golden(session, back + lacking, batch.run_id)
     return counts
@@ -105,27 +109,29 @@ def _refresh_golden(session: Session, records: list[tuple[int, str | None]], run
     return refresh_golden(session, masters, run_id) if masters else 0
 
 
-def mark_gone(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime) -> None:
+def mark_gone(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime, *,
+              actor: str = ACTOR) -> None:
     """Flag ``records`` ((record id, master ID) pairs) gone from source by ``run_id``'s extract,
     with an event in each linked person's history."""
     bulk.update_rows(session, SourceRecord.__table__, "id",
                      [{"id": rid, "gone_run_id": run_id, "gone_at": at} for rid, _ in records])
-    _events(session, records, GONE, run_id, GONE_REASON, at)
+    _events(session, records, GONE, run_id, GONE_REASON, at, actor)
 
 
-def mark_back(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime) -> None:
+def mark_back(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime, *,
+              actor: str = ACTOR) -> None:
     """Clear the flag of ``records`` delivered again by ``run_id``'s extract, with an event."""
     bulk.update_rows(session, SourceRecord.__table__, "id",
                      [{"id": rid, "gone_run_id": None, "gone_at": None} for rid, _ in records])
-    _events(session, records, BACK, run_id, BACK_REASON, at)
+    _events(session, records, BACK, run_id, BACK_REASON, at, actor)
 
 
 def _events(session: Session, records: list[tuple[int, str | None]], kind: str, run_id: str, reason: str,
-            at: datetime) -> None:
+            at: datetime, actor: str) -> None:
     """One event per record in its person's history (a record not matched yet has no person:
     its flag is its only trace). The reason does not name the system: the workbench shows it
     beside a restricted record's event too, where even the system is withheld."""
     bulk.insert_rows(session, PersonEvent.__table__, [
-        {"master_id": master, "kind": kind, "source_record_id": rid, "run_id": run_id, "actor": ACTOR,
+        {"master_id": master, "kind": kind, "source_record_id": rid, "run_id": run_id, "actor": actor,
          "reason": reason, "at": at}
         for rid, master in records if master is not None])

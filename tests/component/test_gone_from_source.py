@@ -122,6 +122,58 @@ def test_an_extract_lacking_more_than_the_guard_allows_flags_nothing_and_fails_l
         run = session.scalar(select(Run).where(Run.run_id == "night-2", Run.stage == "stage:revenues"))
         assert run.status == "failed" and run.figures["gone_held_back"] == 6
 
+    # A retry of the night has nothing left to stage: the failure stands, its figures kept.
+    with pytest.raises(QualityGateFailed, match="lacks 6 of the 10 records"):
+        sync_source("revenues", "night-2")
+    with session_factory()() as session:
+        run = session.scalar(select(Run).where(Run.run_id == "night-2", Run.stage == "stage:revenues"))
+        assert run.status == "failed" and run.figures["gone_held_back"] == 6 and run.figures["changed"] == 1
+
+
+def test_an_engineer_accepts_what_the_guard_held_back(project: Path, mci_db: str) -> None:
+    """The source really did delete four accounts at once: `joinedup mci accept-gone` flags them,
+    naming the engineer in each record's history, and the night passes when run again."""
+    from typer.testing import CliRunner
+
+    from joinedup.cli import app
+    from joinedup.mci.store import PersonEvent, Run, SourceRecord, session_factory
+    from joinedup.night import done_tonight
+    from joinedup.pipeline import merge, sync_source, verdict
+    from joinedup.quality.gate import QualityGateFailed
+
+    csv_drop_source(project, only=True, max_failure_rate=0.5, extract="full",
+                    gone_guard="{max_share: 0.1, min_records: 2}")
+    _deliver(project, "20260105")
+    sync_source("revenues", "night-1")
+    merge("night-1")
+    with session_factory()() as session:
+        held = set(session.scalars(select(SourceRecord.source_key)))
+    refused = CliRunner().invoke(app, ["mci", "accept-gone", "revenues", "--by", "eng.test"])
+    assert refused.exit_code == 2 and "held no record back: nothing to accept" in refused.output
+
+    purged = sorted(held)[-4:]  # four of the ten accounts: more than the guard's two
+    _deliver(project, "20260106", without=tuple(purged))
+    with pytest.raises(QualityGateFailed):
+        sync_source("revenues", "night-2")
+    result = CliRunner().invoke(app, ["mci", "accept-gone", "revenues", "--by", "eng.test"])
+    assert result.exit_code == 0, result.output
+    assert "4 records of revenues flagged gone from source (the extract of run night-2), accepted by eng.test" \
+        in result.output
+    with session_factory()() as session:
+        gone = set(session.scalars(select(SourceRecord.source_key).where(SourceRecord.gone_run_id == "night-2")))
+        assert gone == set(purged)
+        actors = session.scalars(select(PersonEvent.actor).where(PersonEvent.kind == "gone_from_source")).all()
+        assert actors and set(actors) == {"eng.test"}
+        run = session.scalar(select(Run).where(Run.run_id == "night-2", Run.stage == "stage:revenues"))
+        assert run.status == "ok" and run.figures["stage_problems"] == [] and run.figures["gone_held_back"] == 0
+        assert run.figures["gone_from_source"] == 4 and run.figures["gone_accepted"]["by"] == "eng.test"
+    # The night's DAG run again: its stage task finds the step done for the night, the verdict passes.
+    done = done_tonight("night-2", "stage:revenues")
+    assert done is not None and done["gone_from_source"] == 4
+    assert verdict({"source": "revenues", **done})["stage_problems"] == []
+    again = CliRunner().invoke(app, ["mci", "accept-gone", "revenues", "--by", "eng.test"])
+    assert again.exit_code == 2 and "nothing to accept" in again.output
+
 
 def test_a_replayed_old_night_and_a_changes_extract_flag_nothing(project: Path, mci_db: str) -> None:
     from joinedup.mci.store import SourceRecord, session_factory
