@@ -130,9 +130,11 @@ GOLDEN_CHUNK = 2000
 
 
 def refresh_golden(session: Session, master_ids: set[str], run_id: str, *,
-                   features: Mapping[int, Any] | None = None) -> int:
+                   features: Mapping[int, Any] | None = None, records_moved: bool = True) -> int:
     """Recompute the golden record of each person; an event where it changed. Returns how
-    many changed.
+    many changed. ``records_moved`` (the default): records joined, left or changed these
+    persons, so their search keys are brought up to date too; False when only the rules or
+    the records' flags changed (the keys come from the records, not the golden record).
 
     Set-based, for a first build of a million records as much as for a steward's one merge:
     per chunk of persons one read of their records (ordered by master ID, then record
@@ -173,6 +175,8 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str, *,
         bulk.update_rows(session, persons, "master_id", rows)  # and updated_at, as an UPDATE does
         bulk.insert_rows(session, PersonEvent.__table__, events, autoflush=True)  # as insert(PersonEvent) did
     _expire_persons(session, changed)
+    if not records_moved:
+        return len(changed)
     from joinedup.api.search_keys import refresh_search_keys
 
     # the CRM's search finds what the golden record now says (``features``: records already
@@ -197,7 +201,7 @@ def refresh_all_golden(session: Session, run_id: str, *, page: int = 10 * GOLDEN
         ids = list(session.scalars(query))
         if not ids:
             return seen, changed
-        changed += refresh_golden(session, set(ids), run_id)
+        changed += refresh_golden(session, set(ids), run_id, records_moved=False)
         session.commit()
         seen += len(ids)
         last = ids[-1]

@@ -106,7 +106,7 @@ def mark_gone_from_source(session: Session, batch: LandingBatch, delivered: set[
 def _refresh_golden(session: Session, records: list[tuple[int, str | None]], run_id: str) -> int:
     """The golden records of the persons of ``records`` (flagged or cleared), worked out again."""
     masters = {master for _, master in records if master is not None}
-    return refresh_golden(session, masters, run_id) if masters else 0
+    return refresh_golden(session, masters, run_id, records_moved=False) if masters else 0
 
 
 def mark_gone(session: Session, records: list[tuple[int, str | None]], run_id: str, at: datetime, *,
