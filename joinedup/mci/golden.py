@@ -179,8 +179,8 @@ def refresh_golden(session: Session, master_ids: set[str], run_id: str, *,
         return len(changed)
     from joinedup.api.search_keys import refresh_search_keys
 
-    # the CRM's search finds what the golden record now says (``features``: records already
-    # standardised, search_keys.KnownFeatures)
+    # the CRM's search finds each person by the records they now have (``features``: records
+    # already standardised, search_keys.KnownFeatures)
     refresh_search_keys(session, master_ids, features)
     return len(changed)
 
