@@ -295,3 +295,18 @@ def test_a_record_gone_from_its_source_is_marked_and_a_restricted_one_not_reveal
         mark_gone(session, [keys["500000002"]], "night-2", gone_at)
         session.commit()
     assert client.get(f"/person/{smith}").text.count("gone from source 06 Jan 2026") == 1
+
+    # Both council tax accounts gone: the e-mail only the first carries still comes from it,
+    # and the golden record says that record is no longer held.
+    from joinedup.mci.golden import refresh_golden
+
+    assert "no longer held" not in client.get(f"/person/{smith}").text
+    with session_factory()() as session:
+        mark_gone(session, [keys["500000001"]], "night-2", gone_at)
+        refresh_golden(session, {smith}, "night-2", records_moved=False)
+        session.commit()
+    page = client.get(f"/person/{smith}").text
+    email_row = re.search(r'<th scope="row">email</th>.*?</tr>', page, re.S).group(0)
+    assert "revenues/500000001" in email_row and "no longer held" in email_row
+    assert page.count("no longer held") == sum(1 for row in re.findall(r'<th scope="row">.*?</tr>', page, re.S)
+                                               if "revenues/500000001" in row or "revenues/500000002" in row)

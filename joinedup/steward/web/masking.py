@@ -57,9 +57,11 @@ def record_view(record: SourceRecord, user: CurrentUser) -> RecordView:
 
 def golden_view(golden: dict[str, Any], golden_sources: dict[str, str], records: list[SourceRecord],
                 user: CurrentUser) -> list[dict[str, Any]]:
-    """Rows of (field, value, source, restricted) in canonical order; values that won from a
-    restricted record are hidden along with their source."""
+    """Rows of (field, value, source, restricted, gone) in canonical order; values that won from a
+    restricted record are hidden along with their source. ``gone``: the value comes from a
+    record its source no longer holds (no held record has the field)."""
     hidden = {f"{r.source_system}/{r.source_key}" for r in records if is_restricted(r, user)}
+    gone = {f"{r.source_system}/{r.source_key}" for r in records if r.gone_at is not None}
     rows = []
     for name in identity_fields():
         if name not in golden:
@@ -67,7 +69,8 @@ def golden_view(golden: dict[str, Any], golden_sources: dict[str, str], records:
         source = golden_sources.get(name)
         restricted = source in hidden
         rows.append({"field": name, "value": None if restricted else golden[name],
-                     "source": RESTRICTED_SOURCE if restricted else source, "restricted": restricted})
+                     "source": RESTRICTED_SOURCE if restricted else source, "restricted": restricted,
+                     "gone": not restricted and source in gone})
     return rows
 
 
