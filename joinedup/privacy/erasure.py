@@ -149,30 +149,13 @@ def erase(*, master_id: str | None = None, source: str | None = None, key: str |
 
 
 def _erase_rows(session: Session, pairs: set[tuple[str, str]], mids: set[str], whole: bool) -> dict[str, int]:
-    from joinedup.api.models import PersonSearchKey
-    from joinedup.mci.features import RecordBlockKey, RecordFeatures
-
     ids: list[int] = []
     for s, k in pairs:  # keys are normalised by the mappings; upper() catches any other spelling
         ids += list(session.scalars(select(SourceRecord.id).where(
             SourceRecord.source_system == s, func.upper(func.trim(SourceRecord.source_key)) == k)))
-    ids = sorted(set(ids))
-    counts: dict[str, int] = {"source_records": len(ids)}
-
-    def _delete(stmt: Any) -> int:
-        return int(session.execute(stmt).rowcount or 0)
-
-    if ids:
-        counts["steward_decisions"] = _delete(delete(StewardDecision).where(
-            or_(StewardDecision.record_id_l.in_(ids), StewardDecision.record_id_r.in_(ids))))
-        counts["review_pairs"] = _delete(delete(ReviewPair).where(
-            or_(ReviewPair.record_id_l.in_(ids), ReviewPair.record_id_r.in_(ids))))
-        _delete(delete(RecordBlockKey).where(RecordBlockKey.record_id.in_(ids)))
-        _delete(delete(RecordFeatures).where(RecordFeatures.record_id.in_(ids)))
-        from joinedup.mci.store import PersonEvent
-
-        session.execute(update(PersonEvent).where(PersonEvent.source_record_id.in_(ids)).values(source_record_id=None))
-        _delete(delete(SourceRecord).where(SourceRecord.id.in_(ids)))
+    counts = remove_records(session, sorted(set(ids)), persons_gone=mids if whole else set(),
+                            persons_left=set() if whole else mids,
+                            run_id=f"erasure__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
     quarantined = 0
     for s, k in pairs:
         for row in session.scalars(select(QuarantinedRow).where(QuarantinedRow.source_system == s)):
@@ -180,19 +163,46 @@ def _erase_rows(session: Session, pairs: set[tuple[str, str]], mids: set[str], w
                 session.delete(row)
                 quarantined += 1
     counts["quarantine"] = quarantined
-    if whole:
-        for person in session.scalars(select(Person).where(Person.master_id.in_(mids))):
+    session.flush()
+    return counts
+
+
+def remove_records(session: Session, ids: list[int], *, persons_gone: set[str], persons_left: set[str],
+                   run_id: str) -> dict[str, int]:
+    """Delete these source records from the index: their rows, match features and blocking
+    keys, the review pairs and steward decisions naming them (history events keep their ids
+    and field names, no values, and lose the link to the record). ``persons_gone``: master
+    IDs left with no record (their golden record emptied, status ``erased``, search keys
+    deleted; the ID is never reissued); ``persons_left``: master IDs that keep other records
+    (golden record and search keys worked out again). Used by erasure and by retention."""
+    from joinedup.api.models import PersonSearchKey
+    from joinedup.mci.features import RecordBlockKey, RecordFeatures
+    from joinedup.mci.golden import refresh_golden
+    from joinedup.mci.store import PersonEvent
+
+    def _delete(stmt: Any) -> int:
+        return int(session.execute(stmt).rowcount or 0)
+
+    counts: dict[str, int] = {"source_records": len(ids)}
+    if ids:
+        counts["steward_decisions"] = _delete(delete(StewardDecision).where(
+            or_(StewardDecision.record_id_l.in_(ids), StewardDecision.record_id_r.in_(ids))))
+        counts["review_pairs"] = _delete(delete(ReviewPair).where(
+            or_(ReviewPair.record_id_l.in_(ids), ReviewPair.record_id_r.in_(ids))))
+        _delete(delete(RecordBlockKey).where(RecordBlockKey.record_id.in_(ids)))
+        _delete(delete(RecordFeatures).where(RecordFeatures.record_id.in_(ids)))
+        session.execute(update(PersonEvent).where(PersonEvent.source_record_id.in_(ids)).values(source_record_id=None))
+        _delete(delete(SourceRecord).where(SourceRecord.id.in_(ids)))
+    if persons_gone:
+        for person in session.scalars(select(Person).where(Person.master_id.in_(persons_gone))):
             person.golden, person.golden_sources = {}, {}
             if person.status == "active":
                 person.status = "erased"
-        counts["search_keys"] = _delete(delete(PersonSearchKey).where(PersonSearchKey.master_id.in_(mids)))
-        counts["persons_erased"] = len(mids)
-    elif mids:
-        from joinedup.mci.golden import refresh_golden
-
+        counts["search_keys"] = _delete(delete(PersonSearchKey).where(PersonSearchKey.master_id.in_(persons_gone)))
+        counts["persons_erased"] = len(persons_gone)
+    if persons_left:
         session.flush()
-        refresh_golden(session, set(mids), f"erasure__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
-    session.flush()
+        refresh_golden(session, set(persons_left), run_id)
     return counts
 
 

@@ -12,6 +12,13 @@ Kept whatever its age, with the reason in the plan:
 - a staged batch behind an open quarantine entry: releasing the entry re-reads its landed row;
 - files waiting in a drop folder (not landed yet) and the latest match report.
 
+Source records their system deleted (flagged gone from source by a full extract,
+:mod:`joinedup.mci.gone`) leave the index ``gone_from_source_days`` after: the hub does not keep
+what the system of record no longer holds. A person left with no record is marked ``erased``
+(the master ID is never reissued); one that keeps other records gets their golden record and
+search keys worked out again. Each removal is an event in the person's history (ids only).
+No tombstone: should the source deliver the record again, it is a new record and is matched.
+
 Deleted landing batches keep their ``landing_batches`` row with status ``purged`` (and the
 reason), so history and counts remain while the pages are gone; replay skips them.
 """
@@ -28,7 +35,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from joinedup.landing import MANIFEST, PROGRESS
-from joinedup.mci.store import LandingBatch, QuarantinedRow, Run, session_factory, utcnow
+from joinedup.mci.store import LandingBatch, PersonEvent, QuarantinedRow, Run, SourceRecord, session_factory, utcnow
 from joinedup.paths import landing_dir, reports_dir
 from joinedup.privacy.retention_policy import RetentionPolicy, load_policy
 
@@ -44,6 +51,7 @@ class RetentionPlan:
     reports: list[Path] = field(default_factory=list)
     quarantine_rows: int = 0
     audit_rows: int = 0
+    gone_records: list[tuple[int, str | None]] = field(default_factory=list)  # (record id, master ID)
     kept: dict[str, int] = field(default_factory=dict)  # reason -> how many landing folders kept
 
     def keep(self, reason: str) -> None:
@@ -52,7 +60,8 @@ class RetentionPlan:
     def figures(self) -> dict[str, Any]:
         return {"landing_batches_deleted": len(self.landing_folders), "drop_files_deleted": len(self.drop_files),
                 "reports_deleted": len(self.reports), "quarantine_rows_deleted": self.quarantine_rows,
-                "audit_rows_deleted": self.audit_rows, "kept": dict(sorted(self.kept.items()))}
+                "audit_rows_deleted": self.audit_rows, "gone_from_source_records_deleted": len(self.gone_records),
+                "kept": dict(sorted(self.kept.items()))}
 
 
 def _age_days(path: Path, now: float) -> float:
@@ -123,7 +132,39 @@ def plan_retention(session: Session, policy: RetentionPolicy | None = None) -> R
 
     plan.audit_rows = session.scalar(select(func.count()).select_from(AuditEntry).where(
         AuditEntry.at < _cutoff(policy.audit_log_days))) or 0
+    plan.gone_records = [tuple(r) for r in session.execute(
+        select(SourceRecord.id, SourceRecord.master_id).where(
+            SourceRecord.gone_at.is_not(None), SourceRecord.gone_at < _cutoff(policy.gone_from_source_days))
+        .order_by(SourceRecord.id))]
     return plan
+
+
+def _remove_gone_records(session: Session, records: list[tuple[int, str | None]], policy: RetentionPolicy,
+                         run_id: str) -> int:
+    """Remove the records gone from source longer than the policy allows; returns how many
+    persons were left with no record (see the module doc)."""
+    from joinedup.privacy.erasure import _absorbed, remove_records
+
+    if not records:
+        return 0
+    ids = [rid for rid, _ in records]
+    touched = {master for _, master in records if master is not None}
+    leaving = {master: 0 for master in touched}
+    for _, master in records:
+        if master is not None:
+            leaving[master] += 1
+    held = dict(session.execute(select(SourceRecord.master_id, func.count()).where(
+        SourceRecord.master_id.in_(sorted(touched))).group_by(SourceRecord.master_id)).all()) if touched else {}
+    gone_whole = {m for m in touched if held.get(m, 0) == leaving[m]}
+    emptied = gone_whole.union(*(_absorbed(session, m) for m in gone_whole))  # merged-in IDs' old golden records too
+    at = utcnow()
+    reason = f"a record its source system deleted, removed {policy.gone_from_source_days} days after (retention)"
+    session.add_all(PersonEvent(master_id=master, kind="removed_by_retention", run_id=run_id, actor="retention",
+                                reason=reason, evidence={"source_record_id": rid}, at=at)
+                    for rid, master in records if master is not None)
+    session.flush()
+    remove_records(session, ids, persons_gone=emptied, persons_left=touched - gone_whole, run_id=run_id)
+    return len(gone_whole)
 
 
 def apply_retention(*, dry_run: bool = False, policy: RetentionPolicy | None = None,
@@ -156,6 +197,7 @@ def apply_retention(*, dry_run: bool = False, policy: RetentionPolicy | None = N
         session.execute(delete(QuarantinedRow).where(
             QuarantinedRow.status != "open", QuarantinedRow.created_at < _cutoff(policy.quarantine_days)))
         session.execute(delete(AuditEntry).where(AuditEntry.at < _cutoff(policy.audit_log_days)))
+        figures["persons_left_with_no_record"] = _remove_gone_records(session, plan.gone_records, policy, run_id)
         row.figures, row.status, row.finished_at = figures, "ok", utcnow()
         session.commit()
     return figures

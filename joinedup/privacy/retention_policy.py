@@ -24,6 +24,9 @@ class RetentionPolicy(BaseModel):
     quarantine_days: int = Field(180, ge=1, description="Settled (not open) quarantine entries.")
     reports_days: int = Field(365, ge=1, description="Dated match reports under var/reports.")
     audit_log_days: int = Field(2190, ge=1, description="Audit log entries (kept longer than what they describe).")
+    gone_from_source_days: int = Field(90, ge=1, description=(
+        "Source records their system deleted (gone from a full extract): removed from the index this "
+        "many days after, as the source's own retention removed them there."))
 
     @model_validator(mode="after")
     def _audit_outlives_data(self) -> "RetentionPolicy":

@@ -297,3 +297,62 @@ def test_golden_refresh_applies_changed_survivorship_rules_to_every_person(proje
 
     again = CliRunner().invoke(app, ["mci", "golden-refresh"])
     assert "persons: 0 changed" in again.output  # nothing left to change
+
+
+def test_retention_removes_records_gone_from_source_longer_than_its_period(project: Path, mci_db: str) -> None:
+    """The hub does not keep what the system of record deleted: `joinedup retention apply`
+    removes records gone from source for longer than ``gone_from_source_days`` (their match
+    features, blocking keys and review pairs with them). A person keeping other records gets
+    a new golden record; one left with none is marked erased; newer gone records stay."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, update
+
+    from joinedup.api.models import PersonSearchKey
+    from joinedup.mci.features import RecordBlockKey, RecordFeatures
+    from joinedup.mci.store import Person, PersonEvent, SourceRecord, session_factory, utcnow
+    from joinedup.pipeline import merge, sync_source
+    from joinedup.privacy.retention import apply_retention
+
+    csv_drop_source(project, only=True, max_failure_rate=0.5, extract="full")
+    _deliver(project, "20260105")
+    sync_source("revenues", "night-1")
+    merge("night-1")
+    with session_factory()() as session:
+        smith = _record(session, "500000001").master_id  # William Smith: two accounts
+        alone = {mid: n for mid, n in session.execute(select(SourceRecord.master_id, func.count())
+                                                      .group_by(SourceRecord.master_id)).all()}
+        single = next(k for k in session.scalars(select(SourceRecord.source_key).order_by(SourceRecord.source_key))
+                      if k not in ("500000001", "500000002") and alone[_record(session, k).master_id] == 1)
+        lone_master = _record(session, single).master_id
+        recent = next(k for k in session.scalars(select(SourceRecord.source_key).order_by(SourceRecord.source_key.desc()))
+                      if k not in ("500000001", "500000002", single))
+        ids = {k: _record(session, k).id for k in ("500000001", single, recent)}
+    _deliver(project, "20260106", without=("500000001", single, recent))
+    assert sync_source("revenues", "night-2")["gone_from_source"] == 3
+    with session_factory()() as session:  # two of them went 100 days ago, the third 10 days ago
+        for key, days in (("500000001", 100), (single, 100), (recent, 10)):
+            session.execute(update(SourceRecord).where(SourceRecord.id == ids[key])
+                            .values(gone_at=utcnow() - timedelta(days=days)))
+        session.commit()
+
+    assert apply_retention(dry_run=True)["gone_from_source_records_deleted"] == 2
+    out = apply_retention()
+    assert out["gone_from_source_records_deleted"] == 2 and out["persons_left_with_no_record"] == 1
+    with session_factory()() as session:
+        assert _record(session, "500000001") is None and _record(session, single) is None
+        assert _record(session, recent) is not None  # gone for 10 days: kept
+        removed = [ids["500000001"], ids[single]]
+        for table in (RecordFeatures, RecordBlockKey):
+            assert session.scalar(select(func.count()).select_from(table).where(table.record_id.in_(removed))) == 0
+        person = session.get(Person, smith)
+        assert person.status == "active" and person.golden_sources["address_line_1"] == "revenues/500000002"
+        assert "email" not in person.golden  # only the removed account had one
+        lone = session.get(Person, lone_master)
+        assert lone.status == "erased" and lone.golden == {}
+        assert session.scalar(select(func.count()).select_from(PersonSearchKey)
+                              .where(PersonSearchKey.master_id == lone_master)) == 0
+        events = session.scalars(select(PersonEvent).where(PersonEvent.kind == "removed_by_retention")).all()
+        assert sorted(e.master_id for e in events) == sorted([smith, lone_master])
+        assert all("Smith" not in (e.reason or "") for e in events)
+    assert apply_retention()["gone_from_source_records_deleted"] == 0  # nothing left to remove
