@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -148,11 +149,8 @@ def _remove_gone_records(session: Session, records: list[tuple[int, str | None]]
     if not records:
         return 0
     ids = [rid for rid, _ in records]
-    touched = {master for _, master in records if master is not None}
-    leaving = {master: 0 for master in touched}
-    for _, master in records:
-        if master is not None:
-            leaving[master] += 1
+    leaving = Counter(master for _, master in records if master is not None)  # records each person loses
+    touched = set(leaving)
     held = dict(session.execute(select(SourceRecord.master_id, func.count()).where(
         SourceRecord.master_id.in_(sorted(touched))).group_by(SourceRecord.master_id)).all()) if touched else {}
     gone_whole = {m for m in touched if held.get(m, 0) == leaving[m]}
