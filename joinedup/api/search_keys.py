@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from joinedup.api.models import PersonSearchKey
 from joinedup.mci import bulk
 from joinedup.mci.standardise import standardise
-from joinedup.mci.store import Person, SourceRecord
+from joinedup.mci.store import Person, SourceRecord, active_person_pages
 from joinedup.names import soundex
 
 CHUNK = 500              # values per SQL IN (...) list: under SQLite's variable limit
@@ -200,28 +200,14 @@ def refresh_search_keys(session: Session, master_ids: Iterable[str],
     return written
 
 
-def _active_pages(session: Session, size: int) -> Iterator[tuple[str, str]]:
-    """(first, last) master ID of each page of ``size`` active persons, in master-ID order
-    (keyset paging: each page is one indexed range read)."""
-    last: str | None = None
-    while True:
-        query = select(Person.master_id).where(Person.status == "active").order_by(Person.master_id).limit(size)
-        if last is not None:
-            query = query.where(Person.master_id > last)
-        page = list(session.scalars(query))
-        if not page:
-            return
-        yield page[0], page[-1]
-        last = page[-1]
-
-
 def build_search_keys(session: Session) -> int:
     """Rebuild the whole index (start-up of an empty index, or `joinedup api reindex`), a
     page of ``BATCH_PERSONS`` active persons at a time."""
     session.flush()
     session.execute(delete(PersonSearchKey.__table__))
     written = 0
-    for first, last in _active_pages(session, BATCH_PERSONS):
+    for page in active_person_pages(session, BATCH_PERSONS):
+        first, last = page[0], page[-1]
         records = [tuple(r) for r in session.execute(
             select(SourceRecord.id, SourceRecord.master_id, SourceRecord.special_category, SourceRecord.record)
             .join(Person, Person.master_id == SourceRecord.master_id)

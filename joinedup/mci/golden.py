@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from joinedup.canonical import identity_fields
 from joinedup.configfile import load_model
 from joinedup.mci import bulk
-from joinedup.mci.store import Person, PersonEvent
+from joinedup.mci.store import Person, PersonEvent, active_person_pages
 from joinedup.paths import project_root
 
 RuleName = Literal["trust", "most_recent", "most_frequent", "most_complete"]
@@ -191,20 +191,12 @@ def refresh_all_golden(session: Session, run_id: str, *, page: int = 10 * GOLDEN
     when a night or a steward touches them). A page of persons at a time, in master-ID order,
     committed per page, so memory stays bounded and an interrupted run keeps what it did.
     Returns (persons, changed)."""
-    persons = Person.__table__
     seen = changed = 0
-    last: str | None = None
-    while True:
-        query = select(persons.c.master_id).where(persons.c.status == "active").order_by(persons.c.master_id).limit(page)
-        if last is not None:
-            query = query.where(persons.c.master_id > last)
-        ids = list(session.scalars(query))
-        if not ids:
-            return seen, changed
+    for ids in active_person_pages(session, page):
         changed += refresh_golden(session, set(ids), run_id, records_moved=False)
         session.commit()
         seen += len(ids)
-        last = ids[-1]
+    return seen, changed
 
 
 def _expire_persons(session: Session, master_ids: set[str]) -> None:

@@ -20,6 +20,7 @@ The schema itself is made by the Alembic migrations in ``joinedup/mci/migrations
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -37,6 +38,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -186,6 +188,21 @@ class Run(Base):
 
 
 Index("ix_review_open", ReviewPair.status)
+
+
+def active_person_pages(session: Session, size: int) -> Iterator[list[str]]:
+    """The active persons' master IDs, a page of ``size`` at a time in master-ID order (keyset
+    paging: each page is one indexed range read, whatever the caller commits in between)."""
+    last: str | None = None
+    while True:
+        query = select(Person.master_id).where(Person.status == "active").order_by(Person.master_id).limit(size)
+        if last is not None:
+            query = query.where(Person.master_id > last)
+        page = list(session.scalars(query))
+        if not page:
+            return
+        yield page
+        last = page[-1]
 
 
 def database_url() -> str:
